@@ -1,0 +1,46 @@
+// The interface both CPU engines implement: hardware-assisted (KVM) and software (emulator).
+// An engine runs the vCPUs of one Machine; everything the guest touches besides its CPUs (memory,
+// devices, interrupt lines) belongs to the Machine and is shared by both engines.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "vm/cpu_state.hpp"
+#include "vm/machine.hpp"
+
+namespace hv {
+
+class Vcpu {
+ public:
+  virtual ~Vcpu() = default;
+  virtual uint32_t index() const = 0;
+  virtual Result<CpuState> state() = 0;
+  virtual Status set_state(const CpuState& state) = 0;
+  // Runs guest code on the calling thread until the machine stops. Port and MMIO accesses go to
+  // the Machine's buses; a guest crash is reported through machine.stop() with a register dump.
+  virtual void run() = 0;
+  // Thread-safe: makes run() return promptly once a stop has been requested.
+  virtual void kick() = 0;
+};
+
+struct ExitCount {
+  std::string reason;
+  uint64_t count;
+};
+
+class Engine : public InterruptSink {
+ public:
+  ~Engine() override = default;
+  virtual std::string_view name() const = 0;
+  // vCPU 0 is the bootstrap processor; the others wait for INIT/SIPI from it.
+  virtual Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t index) = 0;
+  // Guest exits by reason, summed over all vCPUs, largest first (for --trace-exits).
+  virtual std::vector<ExitCount> exit_counts() const = 0;
+};
+
+}  // namespace hv
