@@ -48,9 +48,19 @@ struct BootPlan {
   std::string summary;  // e.g. "ELF64 entry 0x100000 in long mode"
 };
 
-// Errors use ExitStatus::BadImage for anything wrong with the image itself and
-// ExitStatus::BadMemorySize when it does not fit the guest's memory.
-Result<KernelFormat> detect_kernel_format(std::span<const uint8_t> image);
+// Errors use ExitStatus::BadImage for anything wrong with the image itself,
+// ExitStatus::BadMemorySize when it does not fit the guest's memory and ExitStatus::Usage when the
+// configuration cannot be honoured (command line too long, initrd given to an ELF kernel, ...).
+//
+// Never returns KernelFormat::Flat or KernelFormat::Auto. `path` only names the file in messages.
+Result<KernelFormat> detect_kernel_format(std::span<const uint8_t> image,
+                                          std::string_view path = "kernel");
+
+// Loads the kernel (and initrds/modules), writes the boot tables the format needs and the MP
+// table for config.cpu_count vCPUs (skipped for a flat binary in a guest too small to hold the
+// EBDA when there is one vCPU), and returns the bootstrap CPU's initial state. A forced format is
+// validated like a detected one. The cmdline is ignored by ELF and flat kernels; initrds are an
+// error for them.
 Result<BootPlan> load_kernel(GuestMemory& memory, const BootConfig& config);
 
 }  // namespace hv

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -35,7 +36,14 @@ Error make_error(ExitStatus status, fmt::format_string<Args...> format, Args&&..
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : storage_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value)
+      : storage_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  // Lets a Result<unique_ptr<Base>> be built from a unique_ptr<Derived>, as with std::expected.
+  template <typename U>
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Error> && !std::is_same_v<std::decay_t<U>, Result>)
+      Result(U&& value)  // NOLINT: implicit by design
+      : storage_(std::in_place_index<0>, T(std::forward<U>(value))) {}
   Result(Error error) : storage_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const { return storage_.index() == 0; }
@@ -78,12 +86,13 @@ using Status = Result<void>;
 
 }  // namespace hv
 
-// Propagates an error to the caller; yields the value otherwise (GNU statement expression).
-#define HV_TRY(expr)                                   \
-  ({                                                   \
-    auto hv_try_result_ = (expr);                      \
-    if (!hv_try_result_.ok()) {                        \
-      return std::move(hv_try_result_).error();        \
-    }                                                  \
-    std::move(hv_try_result_).value();                 \
+// Propagates an error to the caller; yields the value otherwise. A GNU statement expression
+// (g++ and clang both have them); __extension__ keeps -Wpedantic quiet about it.
+#define HV_TRY(expr)                            \
+  __extension__({                               \
+    auto hv_try_result_ = (expr);               \
+    if (!hv_try_result_.ok()) {                 \
+      return std::move(hv_try_result_).error(); \
+    }                                           \
+    std::move(hv_try_result_).value();          \
   })

@@ -14,7 +14,7 @@ CpuState CpuState::real_mode(uint16_t cs_selector, uint16_t ip) {
     seg.type = type;
     return seg;
   };
-  s.cs = real_segment(cs_selector, 0xb);  // execute/read, accessed
+  s.cs = real_segment(cs_selector, 0xb);                    // execute/read, accessed
   s.ds = s.es = s.fs = s.gs = s.ss = real_segment(0, 0x3);  // read/write, accessed
   s.tr = Segment{.type = 0xb, .system_or_code_data = false};
   s.ldt = Segment{.type = 0x2, .system_or_code_data = false};
@@ -46,8 +46,8 @@ std::string CpuState::dump() const {
   seg("tr", tr);
   out += fmt::format("gdt={:016x}/{:04x} idt={:016x}/{:04x}\n", gdt.base, gdt.limit, idt.base,
                      idt.limit);
-  out += fmt::format("cr0={:08x} cr2={:016x} cr3={:016x} cr4={:08x} efer={:x}", cr0, cr2, cr3,
-                     cr4, efer);
+  out += fmt::format("cr0={:08x} cr2={:016x} cr3={:016x} cr4={:08x} efer={:x}", cr0, cr2, cr3, cr4,
+                     efer);
   return out;
 }
 

@@ -8,8 +8,8 @@ namespace hv {
 
 Result<GuestMemory> GuestMemory::create(uint64_t size) {
   if (size == 0 || size % 4096 != 0) {
-    return make_error(ExitStatus::BadMemorySize, "memory size {} is not a positive multiple of 4 KiB",
-                      size);
+    return make_error(ExitStatus::BadMemorySize,
+                      "memory size {} is not a positive multiple of 4 KiB", size);
   }
   // MAP_NORESERVE: a guest only costs the host the pages it touches.
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
@@ -66,7 +66,9 @@ Status GuestMemory::write(uint64_t gpa, std::span<const uint8_t> data) {
                       "guest range {:#x}+{:#x} is outside guest RAM ({} MiB)", gpa, data.size(),
                       size_ >> 20);
   }
-  std::memcpy(dst, data.data(), data.size());
+  if (!data.empty()) {
+    std::memcpy(dst, data.data(), data.size());
+  }
   return {};
 }
 
@@ -77,7 +79,9 @@ Status GuestMemory::read(uint64_t gpa, std::span<uint8_t> data) const {
                       "guest range {:#x}+{:#x} is outside guest RAM ({} MiB)", gpa, data.size(),
                       size_ >> 20);
   }
-  std::memcpy(data.data(), src, data.size());
+  if (!data.empty()) {
+    std::memcpy(data.data(), src, data.size());
+  }
   return {};
 }
 

@@ -1,0 +1,138 @@
+#include "cli/run_command.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "common/size.hpp"
+#include "vmm/vm_runner.hpp"
+
+namespace hv::cli {
+
+void add_run_options(CLI::App& command, RunOptions& o) {
+  command.add_option("--engine", o.engine, "CPU engine: kvm (hardware-assisted)")
+      ->capture_default_str();
+  command.add_option("--kernel", o.kernel, "kernel image: ELF, multiboot, bzImage or flat binary")
+      ->required();
+  command.add_option("--initrd", o.initrds,
+                     "initial ramdisk (Linux); multiboot: a module, may be repeated");
+  command.add_option("--cmdline", o.cmdline, "kernel command line");
+  command.add_option("--memory,-m", o.memory, "guest RAM, e.g. 256M or 2G")->capture_default_str();
+  command.add_option("--cpus", o.cpus, "number of vCPUs")->capture_default_str();
+  command.add_option("--format", o.format, "kernel format: auto, multiboot, elf, linux, flat")
+      ->capture_default_str();
+  command
+      .add_option("--load-address", o.load_address,
+                  "flat binaries: physical load address, started in real mode")
+      ->capture_default_str();
+  command.add_option("--timeout", o.timeout_seconds,
+                     "stop the guest after this many seconds (exit status 14)");
+  command.add_flag("--trace-exits", o.trace_exits, "print VM-exit counts by reason at the end");
+}
+
+namespace {
+
+Result<uint64_t> parse_address(const std::string& text) {
+  std::string_view s = text;
+  int base = 10;
+  if (s.starts_with("0x") || s.starts_with("0X")) {
+    s.remove_prefix(2);
+    base = 16;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, base);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) {
+    return make_error(ExitStatus::Usage, "--load-address '{}' is not a number", text);
+  }
+  return value;
+}
+
+Result<VmConfig> to_config(const RunOptions& o) {
+  VmConfig c;
+  c.engine = o.engine;
+  c.kernel_path = o.kernel;
+  c.initrd_paths = o.initrds;
+  c.cmdline = o.cmdline;
+  c.memory_bytes = HV_TRY(parse_size(o.memory));
+  c.cpu_count = o.cpus;
+  c.format = HV_TRY(parse_kernel_format(o.format));
+  c.flat_load_address = HV_TRY(parse_address(o.load_address));
+  if (o.timeout_seconds < 0) {
+    return make_error(ExitStatus::Usage, "--timeout must not be negative");
+  }
+  if (o.timeout_seconds > 0) {
+    c.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
+  }
+  c.trace_exits = o.trace_exits;
+  return c;
+}
+
+void print_exit_counts(const std::vector<ExitCount>& exits) {
+  uint64_t total = 0;
+  for (const ExitCount& e : exits) {
+    if (!e.reason.starts_with(" ")) {
+      total += e.count;
+    }
+  }
+  fmt::print(stderr, "VM exits: {} in total\n", total);
+  for (const ExitCount& e : exits) {
+    if (!e.reason.starts_with(" ")) {
+      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason);
+    }
+  }
+  bool header = false;
+  for (const ExitCount& e : exits) {
+    if (e.reason.starts_with(" ")) {
+      if (!header) {
+        fmt::print(stderr, "port I/O exits by port:\n");
+        header = true;
+      }
+      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason.substr(2));
+    }
+  }
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  Result<VmConfig> config = to_config(options);
+  if (!config) {
+    fmt::print(stderr, "hv: error: {}\n", config.error().to_string());
+    return to_int(config.error().status);
+  }
+  Result<VmOutcome> outcome = run_vm(*config);
+  if (!outcome) {
+    fmt::print(stderr, "hv: error: {}\n", outcome.error().to_string());
+    return to_int(outcome.error().status);
+  }
+  const StopReason& reason = outcome->reason;
+  switch (reason.kind) {
+    case StopKind::PowerOff:
+    case StopKind::DebugExit:
+      break;
+    case StopKind::UserQuit:
+      if (reason.exit_status != 0) {
+        fmt::print(stderr, "\nhv: {}\n", reason.message);
+      }
+      break;
+    case StopKind::Reset:
+      fmt::print(stderr, "hv: {}; exiting\n", reason.message);
+      break;
+    case StopKind::GuestCrash:
+      fmt::print(stderr, "hv: guest crashed: {}\n", reason.message);
+      if (!reason.details.empty()) {
+        fmt::print(stderr, "{}\n", reason.details);
+      }
+      break;
+    case StopKind::Timeout:
+    case StopKind::HostError:
+      fmt::print(stderr, "hv: {}\n", reason.message);
+      break;
+  }
+  if (config->trace_exits) {
+    print_exit_counts(outcome->exits);
+  }
+  return reason.exit_status;
+}
+
+}  // namespace hv::cli

@@ -1,0 +1,58 @@
+// The legacy PC devices every guest expects, built and wired onto a Machine in one call.
+//
+// Not installed here: the PICs, the PIT and the speaker port 0x61. KVM provides them in the
+// kernel; the emulator engine will register its own.
+#pragma once
+
+#include "common/error.hpp"
+#include "devices/char_sink.hpp"
+#include "devices/cmos_rtc.hpp"
+#include "devices/debug_exit.hpp"
+#include "devices/i8042.hpp"
+#include "devices/pci_host.hpp"
+#include "devices/post_code.hpp"
+#include "devices/power_control.hpp"
+#include "devices/serial_16550.hpp"
+#include "vm/machine.hpp"
+
+namespace hv {
+
+// Port addresses and interrupt lines of the devices install_pc_devices() creates.
+namespace pc {
+constexpr uint64_t kKeyboardData = 0x60;
+constexpr uint64_t kKeyboardCommand = 0x64;
+constexpr uint64_t kCmosIndex = 0x70;
+constexpr uint64_t kPostCode = 0x80;
+constexpr uint64_t kAlternatePostCode = 0xed;  // Linux's io_delay=0xed
+constexpr uint64_t kDebugExit = 0xf4;
+constexpr uint64_t kCom1 = 0x3f8;
+constexpr uint64_t kQemuPm1aControl = 0x604;
+constexpr uint64_t kBochsPm1aControl = 0xb004;
+constexpr uint64_t kPciConfigAddress = 0xcf8;
+constexpr uint64_t kResetControl = 0xcf9;
+constexpr uint64_t kPciConfigData = 0xcfc;
+
+constexpr uint32_t kKeyboardIrq = 1;
+constexpr uint32_t kCom1Irq = 4;
+constexpr uint32_t kRtcIrq = 8;
+constexpr uint32_t kAuxIrq = 12;
+}  // namespace pc
+
+// Owned by the Machine; valid as long as it is.
+struct PcDevices {
+  Serial16550* serial = nullptr;  // feed console input with serial->receive()
+  CmosRtc* rtc = nullptr;
+  I8042* i8042 = nullptr;
+  DebugExit* debug_exit = nullptr;
+  PowerControl* pm1a_control = nullptr;   // 0x604 and 0xb004
+  PowerControl* reset_control = nullptr;  // 0xcf9
+  PciHostBridge* pci_host = nullptr;
+  PostCodePort* post_code = nullptr;  // 0x80 and 0xed
+};
+
+// Creates the devices, gives them to `machine` and registers them on its port-I/O bus. Serial
+// output goes to `console_output` (may be null). `out` may be null. Fails if a port is taken
+// (e.g. when called twice); devices created before the failure stay owned, unregistered.
+Status install_pc_devices(Machine& machine, CharSink* console_output, PcDevices* out);
+
+}  // namespace hv

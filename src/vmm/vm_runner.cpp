@@ -1,0 +1,170 @@
+#include "vmm/vm_runner.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "common/fd.hpp"
+#include "common/file.hpp"
+#include "devices/pc_platform.hpp"
+#include "devices/serial_16550.hpp"
+#include "kvm/kvm_engine.hpp"
+#include "vmm/console.hpp"
+
+namespace hv {
+
+namespace {
+
+uint64_t host_memory_bytes() {
+  long pages = ::sysconf(_SC_PHYS_PAGES);
+  long page_size = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * page_size : 0;
+}
+
+Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& machine) {
+  if (config.engine == "kvm") {
+    kvm::KvmHostInfo host = kvm::KvmHostInfo::probe();
+    if (std::string note = host.limitations(); !note.empty()) {
+      fmt::print(stderr, "{}\n", note);
+    }
+    kvm::KvmOptions options{.trace_exits = config.trace_exits};
+    // Lets tests and unusual hosts point hv at another KVM device node.
+    if (const char* device = std::getenv("HV_KVM_DEVICE"); device != nullptr && *device != 0) {
+      options.device_path = device;
+    }
+    return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
+  }
+  return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm)", config.engine);
+}
+
+// SIGINT/SIGTERM/SIGHUP end the guest cleanly (terminal restored, exit status 128 + signal).
+class TerminationSignals {
+ public:
+  TerminationSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    fd_.reset(::signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC));
+  }
+  ~TerminationSignals() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  std::optional<int> pending() {
+    signalfd_siginfo info{};
+    if (fd_.valid() && ::read(fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+      return static_cast<int>(info.ssi_signo);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  sigset_t set_{};
+  sigset_t old_{};
+  Fd fd_;
+};
+
+}  // namespace
+
+Status validate(const VmConfig& config) {
+  if (config.memory_bytes < kMinimumMemory) {
+    return make_error(ExitStatus::BadMemorySize, "memory size {} KiB is too small (minimum {} MiB)",
+                      config.memory_bytes >> 10, kMinimumMemory >> 20);
+  }
+  if (config.memory_bytes % 4096 != 0) {
+    return make_error(ExitStatus::BadMemorySize, "memory size {} is not a multiple of 4 KiB",
+                      config.memory_bytes);
+  }
+  if (uint64_t host = host_memory_bytes(); host != 0 && config.memory_bytes > host) {
+    return make_error(ExitStatus::BadMemorySize,
+                      "memory size {} MiB is larger than this host's {} MiB of RAM",
+                      config.memory_bytes >> 20, host >> 20);
+  }
+  if (config.cpu_count < 1 || config.cpu_count > kMaximumCpus) {
+    return make_error(ExitStatus::Usage, "--cpus {} is out of range (1..{})", config.cpu_count,
+                      kMaximumCpus);
+  }
+  return {};
+}
+
+Result<VmOutcome> run_vm(const VmConfig& config) {
+  HV_TRY(validate(config));
+
+  BootConfig boot;
+  boot.kernel_path = config.kernel_path;
+  boot.kernel = HV_TRY(read_file(config.kernel_path));
+  for (const std::string& path : config.initrd_paths) {
+    boot.initrds.push_back({path, HV_TRY(read_file(path))});
+  }
+  boot.cmdline = config.cmdline;
+  boot.format = config.format;
+  boot.flat_load_address = config.flat_load_address;
+  boot.cpu_count = config.cpu_count;
+  // Check the image before allocating anything for it.
+  if (config.format == KernelFormat::Auto) {
+    HV_TRY(detect_kernel_format(boot.kernel, config.kernel_path));
+  }
+
+  std::unique_ptr<Machine> machine =
+      HV_TRY(Machine::create({.memory_bytes = config.memory_bytes, .cpu_count = config.cpu_count}));
+  FdSink console_output(config.console_output_fd);
+  PcDevices devices{};
+  HV_TRY(install_pc_devices(*machine, &console_output, &devices));
+  BootPlan plan = HV_TRY(load_kernel(machine->memory(), boot));
+
+  std::unique_ptr<Engine> engine = HV_TRY(create_engine(config, *machine));
+  std::vector<std::unique_ptr<Vcpu>> vcpus;
+  for (uint32_t i = 0; i < config.cpu_count; ++i) {
+    vcpus.push_back(HV_TRY(engine->create_vcpu(i)));
+  }
+  HV_TRY(vcpus[0]->set_state(plan.bsp));
+
+  TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
+  for (auto& vcpu : vcpus) {
+    machine->stop().on_stop([v = vcpu.get()] { v->kick(); });
+  }
+  ConsoleInput input(
+      config.console_input_fd,
+      [serial = devices.serial](std::span<const uint8_t> bytes) { return serial->receive(bytes); },
+      machine->stop());
+  HV_TRY(input.start());
+
+  std::vector<std::thread> threads;
+  for (auto& vcpu : vcpus) {
+    threads.emplace_back([v = vcpu.get()] { v->run(); });
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
+  StopReason reason;
+  for (;;) {
+    auto slice = std::chrono::milliseconds(50);
+    if (auto r = machine->stop().wait(slice)) {
+      reason = *r;
+      break;
+    }
+    if (auto sig = signals.pending()) {
+      machine->stop().request({StopKind::UserQuit,
+                               128 + *sig,
+                               fmt::format("stopped by signal {}", strsignal(*sig)),
+                               {}});
+      continue;
+    }
+    if (Clock::now() >= deadline) {
+      machine->stop().request(
+          {StopKind::Timeout,
+           to_int(ExitStatus::Timeout),
+           fmt::format("guest still running after the {} ms timeout", config.timeout->count()),
+           {}});
+    }
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  input.stop();
+  return VmOutcome{reason, engine->exit_counts()};
+}
+
+}  // namespace hv

@@ -1,0 +1,47 @@
+// Builds one virtual machine from a validated configuration and runs it to the end, in one
+// readable sequence: memory, devices, firmware tables, kernel, engine, vCPUs, console, wait.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boot/kernel_loader.hpp"
+#include "common/error.hpp"
+#include "vm/engine.hpp"
+#include "vm/stop_control.hpp"
+
+namespace hv {
+
+struct VmConfig {
+  std::string engine = "kvm";
+  std::string kernel_path;
+  std::vector<std::string> initrd_paths;
+  std::string cmdline;
+  KernelFormat format = KernelFormat::Auto;
+  uint64_t flat_load_address = 0x7c00;
+  uint64_t memory_bytes = 256ull << 20;
+  uint32_t cpu_count = 1;
+  std::optional<std::chrono::milliseconds> timeout;
+  bool trace_exits = false;
+  int console_input_fd = 0;
+  int console_output_fd = 1;
+};
+
+struct VmOutcome {
+  StopReason reason;
+  std::vector<ExitCount> exits;
+};
+
+constexpr uint64_t kMinimumMemory = 2ull << 20;
+constexpr uint32_t kMaximumCpus = 64;
+
+// Checks sizes against the host before anything is allocated.
+Status validate(const VmConfig& config);
+
+// Runs the machine; the error path is for problems before the guest starts (bad image, no KVM).
+Result<VmOutcome> run_vm(const VmConfig& config);
+
+}  // namespace hv
