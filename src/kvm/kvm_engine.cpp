@@ -115,6 +115,23 @@ Status KvmEngine::init() {
   if (::ioctl(vm_.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0) {
     return Error::from_errno("KVM_SET_IDENTITY_MAP_ADDR", ExitStatus::NoHypervisor);
   }
+  // Memory slots go in before the interrupt controllers: once those have registered their
+  // in-kernel I/O devices, every slot change waits for an SRCU grace period (measured here at
+  // 4-12 ms, against 0.1 ms before).
+  uint32_t slot = 0;
+  for (const GuestMemory::Region& region : machine_.memory().regions()) {
+    kvm_userspace_memory_region mr{};
+    mr.slot = slot++;
+    mr.guest_phys_addr = region.guest_address;
+    mr.memory_size = region.size;
+    mr.userspace_addr = reinterpret_cast<uint64_t>(region.host);
+    if (::ioctl(vm_.get(), KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
+      return Error::from_errno(
+          fmt::format("KVM_SET_USER_MEMORY_REGION {:#x}+{:#x}", region.guest_address, region.size),
+          ExitStatus::NoHypervisor);
+    }
+  }
+
   if (::ioctl(vm_.get(), KVM_CREATE_IRQCHIP, 0) < 0) {
     return Error::from_errno("KVM_CREATE_IRQCHIP", ExitStatus::NoHypervisor);
   }
@@ -151,20 +168,6 @@ Status KvmEngine::init() {
   pit.flags = KVM_PIT_SPEAKER_DUMMY;
   if (::ioctl(vm_.get(), KVM_CREATE_PIT2, &pit) < 0) {
     return Error::from_errno("KVM_CREATE_PIT2", ExitStatus::NoHypervisor);
-  }
-
-  uint32_t slot = 0;
-  for (const GuestMemory::Region& region : machine_.memory().regions()) {
-    kvm_userspace_memory_region mr{};
-    mr.slot = slot++;
-    mr.guest_phys_addr = region.guest_address;
-    mr.memory_size = region.size;
-    mr.userspace_addr = reinterpret_cast<uint64_t>(region.host);
-    if (::ioctl(vm_.get(), KVM_SET_USER_MEMORY_REGION, &mr) < 0) {
-      return Error::from_errno(
-          fmt::format("KVM_SET_USER_MEMORY_REGION {:#x}+{:#x}", region.guest_address, region.size),
-          ExitStatus::NoHypervisor);
-    }
   }
 
   for (int capacity = 128; capacity <= 4096; capacity *= 2) {
