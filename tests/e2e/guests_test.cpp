@@ -39,6 +39,9 @@ struct GuestCase {
   double timeout_seconds = 0;       // hv --timeout, for guests that never end
 };
 
+// Keeps test listings readable: gtest would otherwise print the struct's bytes.
+void PrintTo(const GuestCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<GuestCase> guest_cases() {
   std::vector<GuestCase> cases = {
       {"hello_multiboot", "hello.elf", {}, {"-kernel"}, "hello.out", 1, 1},
