@@ -10,7 +10,9 @@
 namespace hv::cli {
 
 void add_run_options(CLI::App& command, RunOptions& o) {
-  command.add_option("--engine", o.engine, "CPU engine: kvm (hardware-assisted)")
+  command
+      .add_option("--engine", o.engine,
+                  "CPU engine: kvm (hardware-assisted) or emulate (software CPU)")
       ->capture_default_str();
   command.add_option("--kernel", o.kernel, "kernel image: ELF, multiboot, bzImage or flat binary")
       ->required();

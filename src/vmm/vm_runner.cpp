@@ -11,6 +11,7 @@
 #include "common/file.hpp"
 #include "devices/pc_platform.hpp"
 #include "devices/serial_16550.hpp"
+#include "emu/emu_engine.hpp"
 #include "kvm/kvm_engine.hpp"
 #include "vmm/console.hpp"
 
@@ -37,7 +38,11 @@ Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& m
     }
     return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
   }
-  return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm)", config.engine);
+  if (config.engine == "emulate") {
+    return std::unique_ptr<Engine>(HV_TRY(emu::EmuEngine::create(machine)));
+  }
+  return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm, emulate)",
+                    config.engine);
 }
 
 // SIGINT/SIGTERM/SIGHUP end the guest cleanly (terminal restored, exit status 128 + signal).

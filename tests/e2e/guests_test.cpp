@@ -40,7 +40,9 @@ struct GuestCase {
 };
 
 // Keeps test listings readable: gtest would otherwise print the struct's bytes.
-void PrintTo(const GuestCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const GuestCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::vector<GuestCase> guest_cases() {
   std::vector<GuestCase> cases = {
@@ -74,6 +76,29 @@ class GuestTest : public ::testing::TestWithParam<GuestCase> {
   }
 };
 
+// Runs the guest through the hv binary on one engine and checks output, status and the
+// crash/timeout reports.
+void expect_guest_runs(const GuestCase& c, const std::string& engine, const std::string& image,
+                       const std::string& expected) {
+  std::vector<std::string> argv = {HV_BINARY, "run", "--engine", engine, "--kernel", image};
+  argv.insert(argv.end(), c.hv_args.begin(), c.hv_args.end());
+  if (c.timeout_seconds > 0) {
+    argv.push_back("--timeout");
+    argv.push_back(std::to_string(c.timeout_seconds));
+  }
+  ProcessResult r = run_process(argv, std::chrono::seconds(120));
+  ASSERT_FALSE(r.timed_out) << "hv did not finish; stdout:\n" << r.out << "\nstderr:\n" << r.err;
+  EXPECT_EQ(r.out, expected) << "stderr:\n" << r.err;
+  EXPECT_EQ(r.exit_status, c.hv_status) << "stderr:\n" << r.err;
+  if (c.hv_status == 12) {
+    EXPECT_NE(r.err.find("guest crashed: vCPU 0: guest triple fault"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("rip="), std::string::npos) << "no register dump:\n" << r.err;
+  }
+  if (c.hv_status == 14) {
+    EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
+  }
+}
+
 TEST_P(GuestTest, RunsOnKvmEngine) {
   const GuestCase& c = GetParam();
   if (!kvm_usable()) {
@@ -84,23 +109,13 @@ TEST_P(GuestTest, RunsOnKvmEngine) {
                     "guest (ring-3 syscall/int 0x80, or 32-bit paging without long mode); it runs "
                     "under QEMU (RunsOnQemuTcg) and on hardware KVM";
   }
-  std::vector<std::string> argv = {HV_BINARY, "run", "--engine", "kvm", "--kernel", image_path()};
-  argv.insert(argv.end(), c.hv_args.begin(), c.hv_args.end());
-  if (c.timeout_seconds > 0) {
-    argv.push_back("--timeout");
-    argv.push_back(std::to_string(c.timeout_seconds));
-  }
-  ProcessResult r = run_process(argv, std::chrono::seconds(60));
-  ASSERT_FALSE(r.timed_out) << "hv did not finish; stdout:\n" << r.out << "\nstderr:\n" << r.err;
-  EXPECT_EQ(r.out, expected_output()) << "stderr:\n" << r.err;
-  EXPECT_EQ(r.exit_status, c.hv_status) << "stderr:\n" << r.err;
-  if (c.hv_status == 12) {
-    EXPECT_NE(r.err.find("guest crashed: vCPU 0: guest triple fault"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("rip="), std::string::npos) << "no register dump:\n" << r.err;
-  }
-  if (c.hv_status == 14) {
-    EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
-  }
+  expect_guest_runs(c, "kvm", image_path(), expected_output());
+}
+
+// The software CPU needs no /dev/kvm and must give byte-identical output and the same status.
+TEST_P(GuestTest, RunsOnEmulationEngine) {
+  const GuestCase& c = GetParam();
+  expect_guest_runs(c, "emulate", image_path(), expected_output());
 }
 
 TEST_P(GuestTest, RunsOnQemuTcg) {

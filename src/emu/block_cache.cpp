@@ -1,0 +1,88 @@
+#include "emu/block_cache.hpp"
+
+namespace hv::emu {
+
+bool BlockCache::valid(const Block& block) const {
+  for (int i = 0; i < 2; ++i) {
+    if (block.pages[i] != ~0ull && pages_.version(block.pages[i]) != block.versions[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const Block& BlockCache::lookup(Cpu& cpu) {
+  const uint64_t linear = cpu.seg[kCs].base + cpu.rip;
+  const uint64_t physical =
+      cpu.code_physical_address(cpu.code_size() == 8 ? linear : (linear & 0xffffffff));
+  // The code size is part of the key: the same bytes decode differently in 16/32/64-bit code.
+  const uint64_t key = physical | (static_cast<uint64_t>(cpu.code_size()) << 56);
+  Block*& slot = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
+  if (slot != nullptr && slot->key == key && valid(*slot)) [[likely]] {
+    return *slot;
+  }
+  auto it = blocks_.find(key);
+  if (it == blocks_.end() || !valid(*it->second)) {
+    std::unique_ptr<Block> block = decode(cpu, linear, physical, key);
+    if (it == blocks_.end()) {
+      it = blocks_.emplace(key, std::move(block)).first;
+    } else {
+      // The old block may still be referenced by recent_: replace its content in place.
+      *it->second = std::move(*block);
+    }
+  }
+  slot = it->second.get();
+  return *slot;
+}
+
+std::unique_ptr<Block> BlockCache::decode(Cpu& cpu, uint64_t linear, uint64_t physical,
+                                          uint64_t key) {
+  auto block = std::make_unique<Block>();
+  block->key = key;
+  const uint8_t code_size = cpu.code_size();
+  const Decoder& decoder = decoder_for(code_size);
+  const uint64_t first_page = physical >> 12;
+  block->pages[0] = first_page;
+  // Snapshot the version before reading the bytes: a concurrent write then makes it stale.
+  pages_.mark_code(first_page);
+  block->versions[0] = pages_.version(first_page);
+  uint64_t offset = 0;
+  while (block->insns.size() < kMaxInstructions) {
+    const uint64_t address = linear + offset;
+    const uint64_t page_left = 0x1000 - (address & 0xfff);
+    if (offset != 0 && page_left == 0x1000) {
+      break;  // the block does not start a new page: the next block will
+    }
+    uint8_t bytes[15];
+    uint32_t available = static_cast<uint32_t>(page_left < 15 ? page_left : 15);
+    cpu.fetch(address, bytes, available);
+    Insn insn;
+    bool ok = decoder.decode(std::span<const uint8_t>(bytes, available), insn);
+    if (!ok && available < 15) {
+      // Perhaps the instruction continues on the next page: fetch across and retry.
+      const uint64_t second = cpu.code_physical_address(address + available) >> 12;
+      cpu.fetch(address + available, bytes + available, 15 - available);
+      ok = decoder.decode(std::span<const uint8_t>(bytes, 15), insn);
+      if (ok && insn.length > available) {
+        block->pages[1] = second;
+        pages_.mark_code(second);
+        block->versions[1] = pages_.version(second);
+      }
+    }
+    offset += insn.length;
+    const bool stop = insn.ends_block || !ok || block->pages[1] != ~0ull;
+    block->insns.push_back(insn);
+    if (stop) {
+      break;
+    }
+  }
+  ++blocks_decoded_;
+  return block;
+}
+
+void BlockCache::clear() {
+  recent_.fill(nullptr);
+  blocks_.clear();
+}
+
+}  // namespace hv::emu

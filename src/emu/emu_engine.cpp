@@ -1,0 +1,238 @@
+#include "emu/emu_engine.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+
+#include "emu/block_cache.hpp"
+
+namespace hv::emu {
+
+class EmuVcpu final : public Vcpu, public CpuSignals {
+ public:
+  EmuVcpu(EmuEngine& engine, uint32_t index)
+      : engine_(engine),
+        cpu_(engine.machine_, engine.code_pages_, index),
+        blocks_(engine.code_pages_) {
+    LocalApic& apic = engine.router_->local_apic(index);
+    apic_ = &apic;
+    cpu_.local_apic = &apic;
+    // Application processors sleep until the BSP sends them INIT and STARTUP.
+    waiting_for_sipi_ = index != 0;
+    apic.set_cpu_signals(this);
+  }
+  ~EmuVcpu() override { apic_->set_cpu_signals(nullptr); }
+
+  uint32_t index() const override { return cpu_.index(); }
+  Result<CpuState> state() override { return cpu_.save_state(); }
+  Status set_state(const CpuState& state) override {
+    cpu_.load_state(state);
+    return {};
+  }
+  void run() override;
+  void kick() override { signal(); }
+
+  // CpuSignals, called by the local APIC from any thread.
+  void interrupt_pending() override { signal(); }
+  void nmi() override { signal(); }
+  void init() override {
+    init_pending_.store(true, std::memory_order_release);
+    signal();
+  }
+  void startup(uint8_t vector) override {
+    sipi_vector_.store(vector, std::memory_order_relaxed);
+    sipi_pending_.store(true, std::memory_order_release);
+    signal();
+  }
+
+ private:
+  void signal() {
+    attention_.store(true, std::memory_order_release);
+    std::lock_guard lock(sleep_mutex_);
+    sleep_cv_.notify_all();
+  }
+  // Handles everything that may happen between blocks; returns false when the vCPU must stop.
+  bool service_events();
+  void run_block();
+  void report_crash(const std::string& reason);
+  void sleep_until_signalled();
+
+  EmuEngine& engine_;
+  Cpu cpu_;
+  BlockCache blocks_;
+  LocalApic* apic_ = nullptr;
+  std::atomic<bool> attention_{true};
+  std::atomic<bool> init_pending_{false};
+  std::atomic<bool> sipi_pending_{false};
+  std::atomic<uint8_t> sipi_vector_{0};
+  bool waiting_for_sipi_ = false;
+  bool interrupts_possible_ = true;  // re-check the APIC at block boundaries while true
+  std::mutex sleep_mutex_;
+  std::condition_variable sleep_cv_;
+  uint64_t interrupts_delivered_ = 0;
+  uint64_t exceptions_delivered_ = 0;
+};
+
+void EmuVcpu::sleep_until_signalled() {
+  std::unique_lock lock(sleep_mutex_);
+  sleep_cv_.wait(lock, [&] { return attention_.load(std::memory_order_acquire); });
+}
+
+bool EmuVcpu::service_events() {
+  attention_.store(false, std::memory_order_relaxed);
+  if (engine_.machine_.stop().stopping()) {
+    return false;
+  }
+  if (init_pending_.exchange(false, std::memory_order_acq_rel)) {
+    CpuState reset;
+    reset.ds.type = reset.es.type = reset.fs.type = reset.gs.type = reset.ss.type = 0x3;
+    reset.cs.type = 0xb;
+    cpu_.load_state(reset);
+    cpu_.halted = false;
+    waiting_for_sipi_ = true;
+  }
+  if (sipi_pending_.exchange(false, std::memory_order_acq_rel) && waiting_for_sipi_) {
+    const uint8_t vector = sipi_vector_.load(std::memory_order_relaxed);
+    CpuState start = CpuState::real_mode(static_cast<uint16_t>(vector << 8), 0);
+    cpu_.load_state(start);
+    waiting_for_sipi_ = false;
+  }
+  if (waiting_for_sipi_) {
+    return true;
+  }
+  if (apic_->take_nmi()) {
+    cpu_.halted = false;
+    cpu_.deliver_interrupt(kNmi, false, 0, false, true);
+  }
+  interrupts_possible_ = false;
+  if (apic_->has_interrupt()) {
+    if ((cpu_.rflags & flag::kIF) && !cpu_.interrupt_shadow) {
+      int vector = apic_->acknowledge();
+      if (vector >= 0) {
+        cpu_.halted = false;
+        cpu_.deliver_interrupt(static_cast<uint8_t>(vector), false, 0, false, true);
+        ++interrupts_delivered_;
+      }
+    }
+    // Another interrupt may be waiting, or this one is blocked by IF or an STI/MOV SS shadow:
+    // look again at the next block boundary.
+    interrupts_possible_ = true;
+  }
+  return true;
+}
+
+void EmuVcpu::report_crash(const std::string& reason) {
+  engine_.machine_.stop().request({StopKind::GuestCrash, to_int(ExitStatus::GuestCrashed),
+                                   fmt::format("vCPU {}: {}", cpu_.index(), reason),
+                                   cpu_.save_state().dump()});
+}
+
+void EmuVcpu::run_block() {
+  const Block& block = blocks_.lookup(cpu_);
+  // The lookup may have turned pages into code pages (here or on another vCPU): writes to them
+  // must leave the TLB fast path so they invalidate the decoded blocks.
+  cpu_.sync_code_generation();
+  uint64_t rip = cpu_.rip;
+  const uint64_t rip_mask = cpu_.code_size() == 8   ? ~0ull
+                            : cpu_.code_size() == 4 ? 0xffffffffull
+                                                    : 0xffffull;
+  cpu_.interrupt_shadow = false;
+  for (const Insn& insn : block.insns) {
+    cpu_.rip = rip;
+    cpu_.next_rip = (rip + insn.length) & rip_mask;
+    insn.handler(cpu_, insn);
+    rip = cpu_.next_rip;
+    ++cpu_.instructions_retired;
+    if (cpu_.halted) {
+      break;
+    }
+  }
+  cpu_.rip = rip;
+}
+
+void EmuVcpu::run() {
+  StopControl& stop = engine_.machine_.stop();
+  while (!stop.stopping()) {
+    if (attention_.load(std::memory_order_acquire) || interrupts_possible_) {
+      try {
+        if (!service_events()) {
+          break;
+        }
+      } catch (const GuestFault& fault) {
+        // A fault while delivering an event: deliver it in turn (double-fault rules apply).
+        cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
+      }
+      if (cpu_.triple_faulted) {
+        report_crash("guest triple fault (shutdown)");
+        break;
+      }
+    }
+    if (waiting_for_sipi_ || cpu_.halted) {
+      // HLT sleeps until an interrupt, NMI, INIT/SIPI or stop: no busy waiting.
+      if (!cpu_.halted || !(cpu_.rflags & flag::kIF) || !apic_->has_interrupt()) {
+        sleep_until_signalled();
+      }
+      interrupts_possible_ = true;
+      continue;
+    }
+    try {
+      run_block();
+    } catch (const GuestFault& fault) {
+      ++exceptions_delivered_;
+      try {
+        cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
+      } catch (const GuestFault&) {
+        cpu_.triple_faulted = true;
+      }
+      if (cpu_.triple_faulted) {
+        report_crash("guest triple fault (shutdown)");
+        break;
+      }
+    }
+  }
+  engine_.add_counts({{"instructions executed", cpu_.instructions_retired},
+                      {"blocks decoded", blocks_.blocks_decoded()},
+                      {"external interrupts delivered", interrupts_delivered_},
+                      {"exceptions delivered", exceptions_delivered_}});
+}
+
+EmuEngine::EmuEngine(Machine& machine)
+    : machine_(machine),
+      code_pages_(machine.memory().regions().back().guest_address +
+                  machine.memory().regions().back().size) {}
+
+EmuEngine::~EmuEngine() = default;
+
+Result<std::unique_ptr<EmuEngine>> EmuEngine::create(Machine& machine) {
+  std::unique_ptr<EmuEngine> engine(new EmuEngine(machine));
+  std::vector<CpuSignals*> signals(machine.config().cpu_count, nullptr);
+  engine->router_ = HV_TRY(InterruptRouter::create(machine, engine->timers_, signals));
+  return engine;
+}
+
+Result<std::unique_ptr<Vcpu>> EmuEngine::create_vcpu(uint32_t index) {
+  if (index >= router_->cpu_count()) {
+    return make_error(ExitStatus::Usage, "vCPU {} is beyond the machine's {} CPUs", index,
+                      router_->cpu_count());
+  }
+  return std::unique_ptr<Vcpu>(std::make_unique<EmuVcpu>(*this, index));
+}
+
+void EmuEngine::add_counts(const std::vector<ExitCount>& counts) {
+  std::lock_guard lock(counts_mutex_);
+  for (const ExitCount& c : counts) {
+    auto it = std::find_if(counts_.begin(), counts_.end(),
+                           [&](const ExitCount& e) { return e.reason == c.reason; });
+    if (it == counts_.end()) {
+      counts_.push_back(c);
+    } else {
+      it->count += c.count;
+    }
+  }
+}
+
+std::vector<ExitCount> EmuEngine::exit_counts() const {
+  std::lock_guard lock(counts_mutex_);
+  return counts_;
+}
+
+}  // namespace hv::emu

@@ -1,0 +1,44 @@
+// The emulation engine: each vCPU is a software x86-64 CPU (Cpu + decoded-block cache) on its
+// own host thread. The interrupt controllers and timers are the software ones in src/devices;
+// every other device is the Machine's, the same objects the KVM engine uses.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "devices/interrupt_router.hpp"
+#include "devices/timer_service.hpp"
+#include "emu/cpu.hpp"
+#include "vm/engine.hpp"
+
+namespace hv::emu {
+
+class EmuVcpu;
+
+class EmuEngine final : public Engine {
+ public:
+  static Result<std::unique_ptr<EmuEngine>> create(Machine& machine);
+  ~EmuEngine() override;
+
+  std::string_view name() const override { return "emulate"; }
+  Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t index) override;
+  std::vector<ExitCount> exit_counts() const override;
+  void set_irq_line(uint32_t gsi, bool level) override { router_->set_irq_line(gsi, level); }
+
+  void add_counts(const std::vector<ExitCount>& counts);
+
+ private:
+  explicit EmuEngine(Machine& machine);
+
+  Machine& machine_;
+  TimerService timers_;
+  CodePages code_pages_;
+  std::unique_ptr<InterruptRouter> router_;
+  mutable std::mutex counts_mutex_;
+  std::vector<ExitCount> counts_;
+
+  friend class EmuVcpu;
+};
+
+}  // namespace hv::emu
