@@ -29,7 +29,8 @@ void add_run_options(CLI::App& command, RunOptions& o) {
       ->capture_default_str();
   command.add_option("--timeout", o.timeout_seconds,
                      "stop the guest after this many seconds (exit status 14)");
-  command.add_flag("--trace-exits", o.trace_exits, "print VM-exit counts by reason at the end");
+  command.add_flag("--trace-exits", o.trace_exits,
+                   "print VM-exit counts by reason (emulator: instruction counts) at the end");
 }
 
 namespace {
@@ -69,7 +70,15 @@ Result<VmConfig> to_config(const RunOptions& o) {
   return c;
 }
 
-void print_exit_counts(const std::vector<ExitCount>& exits) {
+void print_exit_counts(const std::string& engine, const std::vector<ExitCount>& exits) {
+  if (engine != "kvm") {
+    // The software CPU has no VM exits; it reports what it did instead.
+    fmt::print(stderr, "emulation counters:\n");
+    for (const ExitCount& e : exits) {
+      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason);
+    }
+    return;
+  }
   uint64_t total = 0;
   for (const ExitCount& e : exits) {
     if (!e.reason.starts_with(" ")) {
@@ -132,7 +141,7 @@ int run_command(const RunOptions& options) {
       break;
   }
   if (config->trace_exits) {
-    print_exit_counts(outcome->exits);
+    print_exit_counts(config->engine, outcome->exits);
   }
   return reason.exit_status;
 }

@@ -2,25 +2,8 @@
 
 namespace hv::emu {
 
-bool BlockCache::valid(const Block& block) const {
-  for (int i = 0; i < 2; ++i) {
-    if (block.pages[i] != ~0ull && pages_.version(block.pages[i]) != block.versions[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
-const Block& BlockCache::lookup(Cpu& cpu) {
-  const uint64_t linear = cpu.seg[kCs].base + cpu.rip;
-  const uint64_t physical =
-      cpu.code_physical_address(cpu.code_size() == 8 ? linear : (linear & 0xffffffff));
-  // The code size is part of the key: the same bytes decode differently in 16/32/64-bit code.
-  const uint64_t key = physical | (static_cast<uint64_t>(cpu.code_size()) << 56);
+Block& BlockCache::lookup_slow(Cpu& cpu, uint64_t linear, uint64_t physical, uint64_t key) {
   Block*& slot = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
-  if (slot != nullptr && slot->key == key && valid(*slot)) [[likely]] {
-    return *slot;
-  }
   auto it = blocks_.find(key);
   if (it == blocks_.end() || !valid(*it->second)) {
     std::unique_ptr<Block> block = decode(cpu, linear, physical, key);

@@ -19,6 +19,15 @@ struct Block {
   uint64_t pages[2] = {~0ull, ~0ull};  // guest-physical page numbers the bytes came from
   uint32_t versions[2] = {0, 0};
   std::vector<Insn> insns;
+  // Direct links to the blocks that followed this one (taken branch and fall-through), so the
+  // run loop skips the lookup; each is followed only if its start address and the CPU's
+  // translation epoch still match, and the target is still valid.
+  struct Link {
+    Block* target = nullptr;
+    uint64_t linear = ~0ull;
+    uint64_t epoch = ~0ull;
+  };
+  Link links[2];
 };
 
 class BlockCache {
@@ -29,12 +38,29 @@ class BlockCache {
 
   // The block starting at the CPU's current RIP, decoded now if needed. May raise #PF/#GP
   // (instruction fetch) as GuestFault.
-  const Block& lookup(Cpu& cpu);
+  Block& lookup(Cpu& cpu) {
+    const uint64_t linear = cpu.seg[kCs].base + cpu.rip;
+    const uint64_t physical =
+        cpu.code_physical_address(cpu.code_size() == 8 ? linear : (linear & 0xffffffff));
+    // The code size is part of the key: the same bytes decode differently in 16/32/64-bit code.
+    const uint64_t key = physical | (static_cast<uint64_t>(cpu.code_size()) << 56);
+    Block* block = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
+    if (block != nullptr && block->key == key && valid(*block)) [[likely]] {
+      return *block;
+    }
+    return lookup_slow(cpu, linear, physical, key);
+  }
   uint64_t blocks_decoded() const { return blocks_decoded_; }
   void clear();
 
+ public:
+  bool valid(const Block& block) const {
+    return pages_.version(block.pages[0]) == block.versions[0] &&
+           (block.pages[1] == ~0ull || pages_.version(block.pages[1]) == block.versions[1]);
+  }
+  Block& lookup_slow(Cpu& cpu, uint64_t linear, uint64_t physical, uint64_t key);
+
  private:
-  bool valid(const Block& block) const;
   std::unique_ptr<Block> decode(Cpu& cpu, uint64_t linear, uint64_t physical, uint64_t key);
   const Decoder& decoder_for(uint8_t code_size) const {
     return code_size == 8 ? decoder64_ : code_size == 4 ? decoder32_ : decoder16_;

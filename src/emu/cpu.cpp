@@ -72,6 +72,7 @@ Cpu::Cpu(Machine& machine, CodePages& code_pages, uint32_t index)
 }
 
 void Cpu::update_mode() {
+  ++translation_epoch_;
   if (!protected_mode()) {
     cpl = 0;
   } else if (virtual_8086()) {
@@ -410,6 +411,7 @@ uint64_t Cpu::fetch(uint64_t la, uint8_t* out, uint32_t len) {
 }
 
 void Cpu::flush_tlb(bool include_global) {
+  ++translation_epoch_;
   for (auto* tlbs : {&read_tlb_, &write_tlb_, &fetch_tlb_}) {
     for (auto& context : *tlbs) {
       for (TlbEntry& e : context) {
@@ -422,6 +424,7 @@ void Cpu::flush_tlb(bool include_global) {
 }
 
 void Cpu::flush_tlb_page(uint64_t la) {
+  ++translation_epoch_;
   const uint64_t page = la >> 12;
   for (auto* tlbs : {&read_tlb_, &write_tlb_, &fetch_tlb_}) {
     for (auto& context : *tlbs) {

@@ -170,6 +170,9 @@ class Cpu {
   uint8_t code_size() const { return code_size_; }    // 2, 4 or 8: default operand/address size
   uint8_t stack_size() const { return stack_size_; }  // 2, 4 or 8: SP/ESP/RSP width
   void update_mode();
+  // Changes whenever the mapping from code addresses to decoded blocks may have changed (TLB
+  // flushes, mode and privilege changes): chained blocks are only followed within one epoch.
+  uint64_t translation_epoch() const { return translation_epoch_; }
 
   // --- flags ---
   uint64_t flags() const { return rflags | lazy.arithmetic_bits(); }
@@ -177,7 +180,7 @@ class Cpu {
   void set_flags(uint64_t value, uint64_t mask);
 
   // --- registers ---
-  uint64_t reg(uint8_t r, uint8_t size) const {
+  [[gnu::always_inline]] uint64_t reg(uint8_t r, uint8_t size) const {
     if (size == 1 && r >= kHighByteBase) {
       return (gpr[r - kHighByteBase] >> 8) & 0xff;
     }
@@ -192,7 +195,7 @@ class Cpu {
         return gpr[r];
     }
   }
-  void set_reg(uint8_t r, uint8_t size, uint64_t v) {
+  [[gnu::always_inline]] void set_reg(uint8_t r, uint8_t size, uint64_t v) {
     if (size == 1 && r >= kHighByteBase) {
       uint64_t& g = gpr[r - kHighByteBase];
       g = (g & ~0xff00ull) | ((v & 0xff) << 8);
@@ -379,6 +382,7 @@ class Cpu {
   uint8_t code_size_ = 2;
   uint8_t stack_size_ = 2;
   uint64_t seen_code_generation_ = 0;
+  uint64_t translation_epoch_ = 0;
   bool last_walk_global_ = false;
   std::array<std::array<TlbEntry, kTlbSize>, 2> read_tlb_{};
   std::array<std::array<TlbEntry, kTlbSize>, 2> write_tlb_{};

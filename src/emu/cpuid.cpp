@@ -41,10 +41,10 @@ CpuidResult cache_leaf(uint32_t subleaf, uint32_t cpu_count) {
     bool shared;
   };
   static constexpr Cache kCaches[] = {
-      {1, 1, 8, 64, false},     // 32 KiB L1d
-      {2, 1, 8, 64, false},     // 32 KiB L1i
-      {3, 2, 8, 512, false},    // 256 KiB L2
-      {3, 3, 16, 8192, true},   // 8 MiB L3 shared by the package
+      {1, 1, 8, 64, false},    // 32 KiB L1d
+      {2, 1, 8, 64, false},    // 32 KiB L1i
+      {3, 2, 8, 512, false},   // 256 KiB L2
+      {3, 3, 16, 8192, true},  // 8 MiB L3 shared by the package
   };
   CpuidResult r;
   if (subleaf >= std::size(kCaches)) {
@@ -52,8 +52,8 @@ CpuidResult cache_leaf(uint32_t subleaf, uint32_t cpu_count) {
   }
   const Cache& c = kCaches[subleaf];
   const uint32_t sharing = c.shared ? cpu_count : 1;
-  r.eax = c.type | (c.level << 5) | (1u << 8) /* self-initialising */ |
-          ((sharing - 1) << 14) | ((cpu_count - 1) << 26);
+  r.eax = c.type | (c.level << 5) | (1u << 8) /* self-initialising */ | ((sharing - 1) << 14) |
+          ((cpu_count - 1) << 26);
   r.ebx = (63u) | (0u << 12) | ((c.ways - 1) << 22);  // 64-byte lines, 1 partition
   r.ecx = c.sets - 1;
   return r;
@@ -79,11 +79,14 @@ CpuidResult cpuid(uint32_t leaf, uint32_t subleaf, uint32_t cpu_index, uint32_t 
       r.eax = (0x3u << 16) | (6u << 8) | (0xAu << 4) | 9u;
       r.ebx = (cpu_index << 24) | (std::min<uint32_t>(cpu_count, 255) << 16) | (8u << 8);
       r.ecx = kCx16 | kMovbe | kPopcnt | kHypervisor;
-      r.edx = kFpu | kDe | kPse | kTsc | kMsr | kPae | kCx8 | kApic | kSep | kMtrr | kPge |
-              kCmov | kPat | kClfsh | kFxsr | kSse | kSse2 | (cpu_count > 1 ? kHtt : 0);
+      r.edx = kFpu | kDe | kPse | kTsc | kMsr | kPae | kCx8 | kApic | kSep | kMtrr | kPge | kCmov |
+              kPat | kClfsh | kFxsr | kSse | kSse2 | (cpu_count > 1 ? kHtt : 0);
       break;
-    case 4: r = cache_leaf(subleaf, cpu_count); break;
-    case 7: break;  // no structured extended features (no SMEP/SMAP/FSGSBASE/BMI/ERMS)
+    case 4:
+      r = cache_leaf(subleaf, cpu_count);
+      break;
+    case 7:
+      break;  // no structured extended features (no SMEP/SMAP/FSGSBASE/BMI/ERMS)
     case 0xb: {
       // One package of cpu_count cores, one thread each. x2APIC ID = APIC ID = cpu index.
       const uint32_t core_bits = std::bit_width(cpu_count - 1);
@@ -116,7 +119,9 @@ CpuidResult cpuid(uint32_t leaf, uint32_t subleaf, uint32_t cpu_index, uint32_t 
       r.eax = kHypervisorLeaf;
       r.ebx = r.ecx = r.edx = chars("hvhv");
       break;
-    case 0x80000000: r.eax = kMaxExtendedLeaf; break;
+    case 0x80000000:
+      r.eax = kMaxExtendedLeaf;
+      break;
     case 0x80000001:
       r.ecx = kLahfLm;
       r.edx = kSyscall | kNx | kPage1G | kRdtscp | kLm;
@@ -129,16 +134,23 @@ CpuidResult cpuid(uint32_t leaf, uint32_t subleaf, uint32_t cpu_index, uint32_t 
       r.ecx = brand_word(leaf, 2);
       r.edx = brand_word(leaf, 3);
       break;
-    case 0x80000006: r.ecx = (256u << 16) | (6u << 12) | 64u; break;  // L2: 256 KiB, 8-way
-    case 0x80000007: r.edx = kInvariantTsc; break;
-    case 0x80000008: r.eax = kPhysicalAddressBits | (kLinearAddressBits << 8); break;
-    default: break;  // reserved or absent leaves read as zero
+    case 0x80000006:
+      r.ecx = (256u << 16) | (6u << 12) | 64u;
+      break;  // L2: 256 KiB, 8-way
+    case 0x80000007:
+      r.edx = kInvariantTsc;
+      break;
+    case 0x80000008:
+      r.eax = kPhysicalAddressBits | (kLinearAddressBits << 8);
+      break;
+    default:
+      break;  // reserved or absent leaves read as zero
   }
   return r;
 }
 
-void cpuid(Cpu& cpu, uint32_t leaf, uint32_t subleaf, uint32_t& eax, uint32_t& ebx,
-           uint32_t& ecx, uint32_t& edx) {
+void cpuid(Cpu& cpu, uint32_t leaf, uint32_t subleaf, uint32_t& eax, uint32_t& ebx, uint32_t& ecx,
+           uint32_t& edx) {
   const CpuidResult r = cpuid(leaf, subleaf, cpu.index(), cpu.machine().config().cpu_count);
   eax = r.eax;
   ebx = r.ebx;

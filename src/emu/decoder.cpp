@@ -236,6 +236,12 @@ bool Decoder::decode(std::span<const uint8_t> bytes, Insn& insn) const {
   }
 
   insn.ends_block = ends_block(zi);
+  // A REP string instruction runs in slices and re-executes itself (next_rip = rip) until the
+  // count is exhausted: nothing may follow it in its block.
+  if ((insn.prefixes & (kPrefixRep | kPrefixRepne)) &&
+      zi.meta.category == ZYDIS_CATEGORY_STRINGOP) {
+    insn.ends_block = true;
+  }
   // MOV to a control or segment register (and POP SS) changes how code runs or is interrupted.
   if ((zi.mnemonic == ZYDIS_MNEMONIC_MOV || zi.mnemonic == ZYDIS_MNEMONIC_POP) &&
       (insn.operands[0].kind == OperandKind::kCr || insn.operands[0].kind == OperandKind::kSeg)) {

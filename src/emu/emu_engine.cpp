@@ -68,6 +68,10 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   bool interrupts_possible_ = true;  // re-check the APIC at block boundaries while true
   std::mutex sleep_mutex_;
   std::condition_variable sleep_cv_;
+  Block* previous_ = nullptr;  // the block that just ran, for chaining
+  uint64_t previous_epoch_ = 0;
+  const Insn* block_start_ = nullptr;  // for counting the instructions before a fault
+  const Insn* current_ = nullptr;
   uint64_t interrupts_delivered_ = 0;
   uint64_t exceptions_delivered_ = 0;
 };
@@ -79,6 +83,7 @@ void EmuVcpu::sleep_until_signalled() {
 
 bool EmuVcpu::service_events() {
   attention_.store(false, std::memory_order_relaxed);
+  previous_ = nullptr;  // an event may redirect execution: no chaining across it
   if (engine_.machine_.stop().stopping()) {
     return false;
   }
@@ -127,7 +132,24 @@ void EmuVcpu::report_crash(const std::string& reason) {
 }
 
 void EmuVcpu::run_block() {
-  const Block& block = blocks_.lookup(cpu_);
+  const uint64_t linear = cpu_.seg[kCs].base + cpu_.rip;
+  const uint64_t epoch = cpu_.translation_epoch();
+  Block* chained = nullptr;
+  if (previous_ != nullptr) {
+    for (Block::Link& link : previous_->links) {
+      if (link.linear == linear && link.epoch == epoch && blocks_.valid(*link.target)) {
+        chained = link.target;
+        break;
+      }
+    }
+  }
+  Block& block = chained != nullptr ? *chained : blocks_.lookup(cpu_);
+  if (chained == nullptr && previous_ != nullptr && previous_epoch_ == epoch) {
+    // Remember this successor in the free (or least recent) link slot of the previous block.
+    Block::Link& slot = previous_->links[previous_->links[0].target == nullptr ? 0 : 1];
+    slot = {&block, linear, epoch};
+  }
+  previous_ = nullptr;  // a fault below must not chain to whatever runs next
   // The lookup may have turned pages into code pages (here or on another vCPU): writes to them
   // must leave the TLB fast path so they invalidate the decoded blocks.
   cpu_.sync_code_generation();
@@ -136,17 +158,36 @@ void EmuVcpu::run_block() {
                             : cpu_.code_size() == 4 ? 0xffffffffull
                                                     : 0xffffull;
   cpu_.interrupt_shadow = false;
-  for (const Insn& insn : block.insns) {
-    cpu_.rip = rip;
-    cpu_.next_rip = (rip + insn.length) & rip_mask;
-    insn.handler(cpu_, insn);
-    rip = cpu_.next_rip;
-    ++cpu_.instructions_retired;
-    if (cpu_.halted) {
-      break;
-    }
+  // HLT, like every instruction that changes how execution continues, ends its block, so the
+  // loop needs no per-instruction check. Instructions are counted per block; a fault counts the
+  // ones before it (see run()).
+  const Insn* insn = block.insns.data();
+  const Insn* const end = insn + block.insns.size();
+  block_start_ = insn;
+  // Each position in a block has its own indirect call site (the steps below are not a loop):
+  // a block's n-th instruction is nearly always the same handler, so the host's branch
+  // predictor gets each site right, where one shared call site would mispredict constantly.
+#define HV_EMU_STEP                                \
+  if (insn == end) {                               \
+    goto done;                                     \
+  }                                                \
+  current_ = insn;                                 \
+  cpu_.rip = rip;                                  \
+  cpu_.next_rip = (rip + insn->length) & rip_mask; \
+  insn->handler(cpu_, *insn);                      \
+  rip = cpu_.next_rip;                             \
+  ++insn;
+  for (;;) {
+    HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
+        HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
+            HV_EMU_STEP
   }
+#undef HV_EMU_STEP
+done:
+  cpu_.instructions_retired += block.insns.size();
   cpu_.rip = rip;
+  previous_ = &block;
+  previous_epoch_ = cpu_.translation_epoch();
 }
 
 void EmuVcpu::run() {
@@ -177,6 +218,7 @@ void EmuVcpu::run() {
     try {
       run_block();
     } catch (const GuestFault& fault) {
+      cpu_.instructions_retired += static_cast<uint64_t>(current_ - block_start_);
       ++exceptions_delivered_;
       try {
         cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);

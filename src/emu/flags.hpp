@@ -63,7 +63,7 @@ struct LazyFlags {
   uint64_t mask() const { return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1; }
   uint64_t sign_bit() const { return 1ull << (size * 8 - 1); }
 
-  bool cf() const {
+  [[gnu::always_inline]] bool cf() const {
     switch (op) {
       case FlagOp::kMaterialized:
         return materialized & flag::kCF;
@@ -91,19 +91,19 @@ struct LazyFlags {
     }
     return false;
   }
-  bool zf() const {
+  [[gnu::always_inline]] bool zf() const {
     return op == FlagOp::kMaterialized ? (materialized & flag::kZF) : (result & mask()) == 0;
   }
-  bool sf() const {
+  [[gnu::always_inline]] bool sf() const {
     return op == FlagOp::kMaterialized ? (materialized & flag::kSF) : (result & sign_bit()) != 0;
   }
-  bool pf() const {
+  [[gnu::always_inline]] bool pf() const {
     if (op == FlagOp::kMaterialized) {
       return materialized & flag::kPF;
     }
     return (std::popcount(static_cast<uint8_t>(result)) & 1) == 0;
   }
-  bool af() const {
+  [[gnu::always_inline]] bool af() const {
     switch (op) {
       case FlagOp::kMaterialized:
         return materialized & flag::kAF;
@@ -120,7 +120,7 @@ struct LazyFlags {
         return ((dst ^ src ^ result) & 0x10) != 0;
     }
   }
-  bool of() const {
+  [[gnu::always_inline]] bool of() const {
     const uint64_t sb = sign_bit();
     switch (op) {
       case FlagOp::kMaterialized:
@@ -147,7 +147,7 @@ struct LazyFlags {
     return false;
   }
 
-  uint64_t arithmetic_bits() const {
+  [[gnu::always_inline]] uint64_t arithmetic_bits() const {
     if (op == FlagOp::kMaterialized) {
       return materialized;
     }
@@ -156,7 +156,7 @@ struct LazyFlags {
   }
 
   // x86 condition codes 0-15 (the low nibble of Jcc/SETcc/CMOVcc).
-  bool condition(uint8_t cc) const {
+  [[gnu::always_inline]] bool condition(uint8_t cc) const {
     bool r;
     switch (cc >> 1) {
       case 0:

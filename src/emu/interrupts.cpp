@@ -30,9 +30,15 @@ class Frame {
     }
     CplScope scope(cpu_, cpl_);
     switch (size) {
-      case 2: cpu_.write_linear<uint16_t>(la, static_cast<uint16_t>(value)); break;
-      case 4: cpu_.write_linear<uint32_t>(la, static_cast<uint32_t>(value)); break;
-      default: cpu_.write_linear<uint64_t>(la, value); break;
+      case 2:
+        cpu_.write_linear<uint16_t>(la, static_cast<uint16_t>(value));
+        break;
+      case 4:
+        cpu_.write_linear<uint32_t>(la, static_cast<uint32_t>(value));
+        break;
+      default:
+        cpu_.write_linear<uint64_t>(la, value);
+        break;
     }
   }
   uint64_t sp() const { return sp_; }
@@ -66,7 +72,9 @@ Gate parse_gate(uint64_t low, uint64_t high) {
   return g;
 }
 
-void set_rsp(Cpu& cpu, uint64_t sp, uint8_t stack_size) { cpu.set_reg(kRsp, stack_size, sp); }
+void set_rsp(Cpu& cpu, uint64_t sp, uint8_t stack_size) {
+  cpu.set_reg(kRsp, stack_size, sp);
+}
 
 void deliver_real_mode(Cpu& cpu, uint8_t vector, uint64_t return_rip) {
   if (vector * 4u + 3u > cpu.idtr_limit) {
@@ -107,10 +115,18 @@ void deliver_protected(Cpu& cpu, uint8_t vector, bool has_error_code, uint32_t e
   bool gate32 = true;
   bool trap = false;
   switch (gate.type) {
-    case 0x6: gate32 = false; break;
-    case 0x7: gate32 = false; trap = true; break;
-    case 0xe: break;
-    case 0xf: trap = true; break;
+    case 0x6:
+      gate32 = false;
+      break;
+    case 0x7:
+      gate32 = false;
+      trap = true;
+      break;
+    case 0xe:
+      break;
+    case 0xf:
+      trap = true;
+      break;
     default:
       // Task gates (0x5) are not implemented: hardware task switching is absent from long mode
       // and unused by the guests this emulator runs.
@@ -251,10 +267,14 @@ Class classify(uint8_t vector) {
     case kInvalidTss:
     case kSegmentNotPresent:
     case kStackFault:
-    case kGeneralProtection: return Class::kContributory;
-    case kPageFault: return Class::kPageFault;
-    case kDoubleFault: return Class::kDoubleFault;
-    default: return Class::kBenign;
+    case kGeneralProtection:
+      return Class::kContributory;
+    case kPageFault:
+      return Class::kPageFault;
+    case kDoubleFault:
+      return Class::kDoubleFault;
+    default:
+      return Class::kBenign;
   }
 }
 
@@ -277,10 +297,9 @@ void deliver(Cpu& cpu, uint8_t vector, bool has_error_code, uint32_t error_code,
       cpu.triple_faulted = true;  // the engine reports a shutdown
       return;
     }
-    const bool double_fault =
-        (first == Class::kContributory && second == Class::kContributory) ||
-        (first == Class::kPageFault &&
-         (second == Class::kContributory || second == Class::kPageFault));
+    const bool double_fault = (first == Class::kContributory && second == Class::kContributory) ||
+                              (first == Class::kPageFault &&
+                               (second == Class::kContributory || second == Class::kPageFault));
     // The nested fault belongs to the instruction (or boundary) at cpu.rip, which delivery has
     // not changed.
     if (double_fault) {
@@ -299,8 +318,8 @@ void deliver_event(Cpu& cpu, uint8_t vector, bool has_error_code, uint32_t error
   deliver(cpu, vector, has_error_code, error_code, software, dpl_check, software, return_rip, 0);
 }
 
-void Cpu::deliver_interrupt(uint8_t vector, bool has_error_code, uint32_t error_code,
-                            bool software, bool external) {
+void Cpu::deliver_interrupt(uint8_t vector, bool has_error_code, uint32_t error_code, bool software,
+                            bool external) {
   // Faults return to the faulting instruction (rip); external interrupts arrive between
   // instructions where rip is the next one; software interrupts return past the INT (next_rip).
   deliver(*this, vector, has_error_code, error_code, software, software, software || external,

@@ -20,8 +20,12 @@ namespace {
 constexpr uint64_t kCr4Tsd = 1u << 2;
 constexpr uint64_t kCr4De = 1u << 3;
 
-uint8_t iopl(const Cpu& cpu) { return (cpu.rflags >> 12) & 3; }
-bool mode64(const Cpu& cpu) { return cpu.long_mode() && cpu.seg[kCs].long_mode(); }
+uint8_t iopl(const Cpu& cpu) {
+  return (cpu.rflags >> 12) & 3;
+}
+bool mode64(const Cpu& cpu) {
+  return cpu.long_mode() && cpu.seg[kCs].long_mode();
+}
 
 // Instructions only ring 0 may run (#GP(0) elsewhere, including V86 mode where CPL is 3).
 void require_cpl0(const Cpu& cpu) {
@@ -198,28 +202,48 @@ void op_mov_cr(Cpu& cpu, const Insn& insn) {
   if (to_cr) {
     const uint64_t v = wide ? cpu.gpr[gpr] : (cpu.gpr[gpr] & 0xffffffff);
     switch (cr) {
-      case 0: cpu.write_cr0(v); break;
-      case 2: cpu.cr2 = v; break;
-      case 3: cpu.write_cr3(v); break;
-      case 4: cpu.write_cr4(v); break;
+      case 0:
+        cpu.write_cr0(v);
+        break;
+      case 2:
+        cpu.cr2 = v;
+        break;
+      case 3:
+        cpu.write_cr3(v);
+        break;
+      case 4:
+        cpu.write_cr4(v);
+        break;
       case 8:
         if (v > 15) {
           raise_fault(kGeneralProtection, 0);
         }
         cpu.cr8 = v;
         break;
-      default: raise_fault(kInvalidOpcode);
+      default:
+        raise_fault(kInvalidOpcode);
     }
     return;
   }
   uint64_t v;
   switch (cr) {
-    case 0: v = cpu.cr0; break;
-    case 2: v = cpu.cr2; break;
-    case 3: v = cpu.cr3; break;
-    case 4: v = cpu.cr4; break;
-    case 8: v = cpu.cr8; break;
-    default: raise_fault(kInvalidOpcode);
+    case 0:
+      v = cpu.cr0;
+      break;
+    case 2:
+      v = cpu.cr2;
+      break;
+    case 3:
+      v = cpu.cr3;
+      break;
+    case 4:
+      v = cpu.cr4;
+      break;
+    case 8:
+      v = cpu.cr8;
+      break;
+    default:
+      raise_fault(kInvalidOpcode);
   }
   cpu.set_reg(gpr, wide ? 8 : 4, v);
 }
@@ -281,8 +305,8 @@ void op_wrmsr(Cpu& cpu, const Insn&) {
 
 void op_cpuid(Cpu& cpu, const Insn&) {
   uint32_t a, b, c, d;
-  cpuid(cpu, static_cast<uint32_t>(cpu.gpr[kRax]), static_cast<uint32_t>(cpu.gpr[kRcx]), a, b,
-        c, d);
+  cpuid(cpu, static_cast<uint32_t>(cpu.gpr[kRax]), static_cast<uint32_t>(cpu.gpr[kRcx]), a, b, c,
+        d);
   cpu.set_reg(kRax, 4, a);
   cpu.set_reg(kRbx, 4, b);
   cpu.set_reg(kRcx, 4, c);
@@ -307,10 +331,16 @@ void op_rdtscp(Cpu& cpu, const Insn& insn) {
   cpu.set_reg(kRcx, 4, cpu.msr.tsc_aux & 0xffffffff);
 }
 
-void op_gp0(Cpu&, const Insn&) { raise_fault(kGeneralProtection, 0); }  // RDPMC: no counters
-void op_ud(Cpu&, const Insn&) { raise_fault(kInvalidOpcode); }
+void op_gp0(Cpu&, const Insn&) {
+  raise_fault(kGeneralProtection, 0);
+}  // RDPMC: no counters
+void op_ud(Cpu&, const Insn&) {
+  raise_fault(kInvalidOpcode);
+}
 void op_nop(Cpu&, const Insn&) {}
-void op_fence(Cpu&, const Insn&) { std::atomic_thread_fence(std::memory_order_seq_cst); }
+void op_fence(Cpu&, const Insn&) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
 
 void op_invlpg(Cpu& cpu, const Insn& insn) {
   require_cpl0(cpu);
@@ -325,7 +355,9 @@ void op_invlpg(Cpu& cpu, const Insn& insn) {
   cpu.flush_tlb_page(la);
 }
 
-void op_cpl0_nop(Cpu& cpu, const Insn&) { require_cpl0(cpu); }  // WBINVD, INVD: no caches
+void op_cpl0_nop(Cpu& cpu, const Insn&) {
+  require_cpl0(cpu);
+}  // WBINVD, INVD: no caches
 
 void op_swapgs(Cpu& cpu, const Insn&) {
   if (!mode64(cpu)) {
@@ -364,10 +396,13 @@ void op_out(Cpu& cpu, const Insn& insn) {
 uint8_t string_size(uint16_t mnemonic) {
   switch (mnemonic) {
     case ZYDIS_MNEMONIC_INSB:
-    case ZYDIS_MNEMONIC_OUTSB: return 1;
+    case ZYDIS_MNEMONIC_OUTSB:
+      return 1;
     case ZYDIS_MNEMONIC_INSW:
-    case ZYDIS_MNEMONIC_OUTSW: return 2;
-    default: return 4;
+    case ZYDIS_MNEMONIC_OUTSW:
+      return 2;
+    default:
+      return 4;
   }
 }
 
@@ -440,8 +475,8 @@ void op_popf(Cpu& cpu, const Insn& insn) {
   }
   const uint8_t size = insn.operand_size;
   const uint64_t v = cpu.pop(size);
-  uint64_t mask = flag::kArithmetic | flag::kTF | flag::kDF | flag::kNT | flag::kAC |
-                  flag::kID | flag::kRF;
+  uint64_t mask =
+      flag::kArithmetic | flag::kTF | flag::kDF | flag::kNT | flag::kAC | flag::kID | flag::kRF;
   if (!cpu.protected_mode() || (cpu.cpl == 0 && !cpu.virtual_8086())) {
     mask |= flag::kIOPL | flag::kIF;
   } else if (may_change_if(cpu)) {
@@ -489,8 +524,7 @@ void null_inaccessible_segments(Cpu& cpu) {
   for (uint8_t s : {kEs, kDs, kFs, kGs}) {
     const SegmentCache& c = cpu.seg[s];
     const bool conforming_code = c.is_code() && (c.type() & 4);
-    if ((c.selector & 0xfffc) != 0 && c.code_or_data() && !conforming_code &&
-        c.dpl() < cpu.cpl) {
+    if ((c.selector & 0xfffc) != 0 && c.code_or_data() && !conforming_code && c.dpl() < cpu.cpl) {
       cpu.seg[s] = null_segment(0);
     }
   }
@@ -536,8 +570,8 @@ FarPointer far_operand(Cpu& cpu, const Insn& insn) {
   if (insn.operands[0].kind == OperandKind::kMem) {
     const uint64_t ea = cpu.effective_address(insn);
     const uint64_t offset = cpu.read_sized(insn.mem.segment, ea, size);
-    const uint16_t selector = cpu.read<uint16_t>(
-        insn.mem.segment, Cpu::truncate_address(ea + size, insn.address_size));
+    const uint16_t selector =
+        cpu.read<uint16_t>(insn.mem.segment, Cpu::truncate_address(ea + size, insn.address_size));
     return {selector, offset};
   }
   return {static_cast<uint16_t>(insn.immediate2), insn.immediate & size_mask(size)};
@@ -608,8 +642,7 @@ SegmentCache check_return_ss(Cpu& cpu, uint16_t selector, uint8_t rpl, bool to_6
 
 void op_ret_far(Cpu& cpu, const Insn& insn) {
   const uint8_t size = insn.operand_size;
-  const uint64_t release = insn.operands[0].kind == OperandKind::kImm ? insn.immediate & 0xffff
-                                                                        : 0;
+  const uint64_t release = insn.operands[0].kind == OperandKind::kImm ? insn.immediate & 0xffff : 0;
   const uint64_t sp = cpu.gpr[kRsp];
   const uint64_t ip = stack_read(cpu, sp, size);
   const uint16_t cs = static_cast<uint16_t>(stack_read(cpu, sp + size, size));
@@ -663,8 +696,8 @@ void iret_real(Cpu& cpu, uint8_t size) {
 }
 
 uint64_t iret_flag_mask(const Cpu& cpu, uint8_t size) {
-  uint64_t mask = flag::kArithmetic | flag::kTF | flag::kDF | flag::kNT | flag::kRF |
-                  flag::kAC | flag::kID;
+  uint64_t mask =
+      flag::kArithmetic | flag::kTF | flag::kDF | flag::kNT | flag::kRF | flag::kAC | flag::kID;
   if (cpu.cpl <= iopl(cpu)) {
     mask |= flag::kIF;
   }
@@ -681,8 +714,8 @@ void iret_to_v86(Cpu& cpu, uint64_t sp) {
   }
   // eip, cs, eflags, esp, ss, es, ds, fs, gs
   cpu.set_flags(v[2], flag::kArithmetic | flag::kTF | flag::kIF | flag::kDF | flag::kIOPL |
-                          flag::kNT | flag::kRF | flag::kVM | flag::kAC | flag::kVIF |
-                          flag::kVIP | flag::kID);
+                          flag::kNT | flag::kRF | flag::kVM | flag::kAC | flag::kVIF | flag::kVIP |
+                          flag::kID);
   const uint8_t order[] = {kCs, kSs, kEs, kDs, kFs, kGs};
   const uint32_t values[] = {v[1], v[4], v[5], v[6], v[7], v[8]};
   for (int i = 0; i < 6; ++i) {
@@ -787,15 +820,21 @@ uint8_t sreg_of_push_pop(const Insn& insn) {
   }
   switch (insn.opcode) {
     case 0x06:
-    case 0x07: return kEs;
-    case 0x0e: return kCs;
+    case 0x07:
+      return kEs;
+    case 0x0e:
+      return kCs;
     case 0x16:
-    case 0x17: return kSs;
+    case 0x17:
+      return kSs;
     case 0x1e:
-    case 0x1f: return kDs;
+    case 0x1f:
+      return kDs;
     case 0x1a0:
-    case 0x1a1: return kFs;
-    default: return kGs;
+    case 0x1a1:
+      return kFs;
+    default:
+      return kGs;
   }
 }
 
@@ -819,11 +858,21 @@ void op_pop_sreg(Cpu& cpu, const Insn& insn) {
 void op_load_far_pointer(Cpu& cpu, const Insn& insn) {
   uint8_t s;
   switch (insn.mnemonic) {
-    case ZYDIS_MNEMONIC_LDS: s = kDs; break;
-    case ZYDIS_MNEMONIC_LES: s = kEs; break;
-    case ZYDIS_MNEMONIC_LFS: s = kFs; break;
-    case ZYDIS_MNEMONIC_LGS: s = kGs; break;
-    default: s = kSs; break;
+    case ZYDIS_MNEMONIC_LDS:
+      s = kDs;
+      break;
+    case ZYDIS_MNEMONIC_LES:
+      s = kEs;
+      break;
+    case ZYDIS_MNEMONIC_LFS:
+      s = kFs;
+      break;
+    case ZYDIS_MNEMONIC_LGS:
+      s = kGs;
+      break;
+    default:
+      s = kSs;
+      break;
   }
   const uint8_t size = insn.operands[0].size;
   const uint64_t ea = cpu.effective_address(insn);
@@ -857,11 +906,14 @@ bool system_type_ok(const Cpu& cpu, uint8_t type, bool lar) {
     case 0x2:
     case 0x3:
     case 0x9:
-    case 0xb: return true;
+    case 0xb:
+      return true;
     case 0x4:
     case 0x5:
-    case 0xc: return lar;
-    default: return false;
+    case 0xc:
+      return lar;
+    default:
+      return false;
   }
 }
 
@@ -992,9 +1044,20 @@ bool is_push_pop_sreg(const Insn& insn) {
     return true;
   }
   switch (insn.opcode) {
-    case 0x06: case 0x07: case 0x0e: case 0x16: case 0x17: case 0x1e: case 0x1f:
-    case 0x1a0: case 0x1a1: case 0x1a8: case 0x1a9: return true;
-    default: return false;
+    case 0x06:
+    case 0x07:
+    case 0x0e:
+    case 0x16:
+    case 0x17:
+    case 0x1e:
+    case 0x1f:
+    case 0x1a0:
+    case 0x1a1:
+    case 0x1a8:
+    case 0x1a9:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -1017,16 +1080,23 @@ Handler bind_system_form(const Insn& insn) {
   switch (insn.mnemonic) {
     case ZYDIS_MNEMONIC_MOV: {
       const OperandKind k0 = insn.operands[0].kind, k1 = insn.operands[1].kind;
-      if (k0 == OperandKind::kCr || k1 == OperandKind::kCr) return op_mov_cr;
-      if (k0 == OperandKind::kDr || k1 == OperandKind::kDr) return op_mov_dr;
-      if (k0 == OperandKind::kSeg) return op_mov_to_sreg;
-      if (k1 == OperandKind::kSeg) return op_mov_from_sreg;
+      if (k0 == OperandKind::kCr || k1 == OperandKind::kCr)
+        return op_mov_cr;
+      if (k0 == OperandKind::kDr || k1 == OperandKind::kDr)
+        return op_mov_dr;
+      if (k0 == OperandKind::kSeg)
+        return op_mov_to_sreg;
+      if (k1 == OperandKind::kSeg)
+        return op_mov_from_sreg;
       return nullptr;
     }
-    case ZYDIS_MNEMONIC_PUSH: return is_push_pop_sreg(insn) ? op_push_sreg : nullptr;
-    case ZYDIS_MNEMONIC_POP: return is_push_pop_sreg(insn) ? op_pop_sreg : nullptr;
+    case ZYDIS_MNEMONIC_PUSH:
+      return is_push_pop_sreg(insn) ? op_push_sreg : nullptr;
+    case ZYDIS_MNEMONIC_POP:
+      return is_push_pop_sreg(insn) ? op_pop_sreg : nullptr;
     case ZYDIS_MNEMONIC_JMP:
-      if (insn.opcode == 0xea || (insn.opcode == 0xff && insn.modrm_reg == 5)) return op_jmp_far;
+      if (insn.opcode == 0xea || (insn.opcode == 0xff && insn.modrm_reg == 5))
+        return op_jmp_far;
       return nullptr;
     case ZYDIS_MNEMONIC_CALL:
       if (insn.opcode == 0x9a || (insn.opcode == 0xff && insn.modrm_reg == 3)) {
@@ -1035,7 +1105,8 @@ Handler bind_system_form(const Insn& insn) {
       return nullptr;
     case ZYDIS_MNEMONIC_RET:
       return insn.opcode == 0xca || insn.opcode == 0xcb ? op_ret_far : nullptr;
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -1115,10 +1186,10 @@ void register_system_ops(HandlerRegistry& r) {
   for (ZydisMnemonic m : {ZYDIS_MNEMONIC_LFENCE, ZYDIS_MNEMONIC_MFENCE, ZYDIS_MNEMONIC_SFENCE}) {
     r.add(m, always<op_fence>);
   }
-  for (ZydisMnemonic m : {ZYDIS_MNEMONIC_CLFLUSH, ZYDIS_MNEMONIC_CLFLUSHOPT,
-                          ZYDIS_MNEMONIC_PREFETCH, ZYDIS_MNEMONIC_PREFETCHNTA,
-                          ZYDIS_MNEMONIC_PREFETCHT0, ZYDIS_MNEMONIC_PREFETCHT1,
-                          ZYDIS_MNEMONIC_PREFETCHT2, ZYDIS_MNEMONIC_PREFETCHW}) {
+  for (ZydisMnemonic m :
+       {ZYDIS_MNEMONIC_CLFLUSH, ZYDIS_MNEMONIC_CLFLUSHOPT, ZYDIS_MNEMONIC_PREFETCH,
+        ZYDIS_MNEMONIC_PREFETCHNTA, ZYDIS_MNEMONIC_PREFETCHT0, ZYDIS_MNEMONIC_PREFETCHT1,
+        ZYDIS_MNEMONIC_PREFETCHT2, ZYDIS_MNEMONIC_PREFETCHW}) {
     r.add(m, always<op_nop>);
   }
   // XGETBV/XSETBV (no XSAVE advertised) and MONITOR/MWAIT stay unregistered: #UD.

@@ -9,10 +9,14 @@ uint64_t read_system(Cpu& cpu, uint64_t la, uint8_t size) {
   CplScope scope(cpu, 0);
   const uint64_t a = system_address(cpu, la);
   switch (size) {
-    case 1: return cpu.read_linear<uint8_t>(a);
-    case 2: return cpu.read_linear<uint16_t>(a);
-    case 4: return cpu.read_linear<uint32_t>(a);
-    default: return cpu.read_linear<uint64_t>(a);
+    case 1:
+      return cpu.read_linear<uint8_t>(a);
+    case 2:
+      return cpu.read_linear<uint16_t>(a);
+    case 4:
+      return cpu.read_linear<uint32_t>(a);
+    default:
+      return cpu.read_linear<uint64_t>(a);
   }
 }
 
@@ -20,10 +24,18 @@ void write_system(Cpu& cpu, uint64_t la, uint8_t size, uint64_t value) {
   CplScope scope(cpu, 0);
   const uint64_t a = system_address(cpu, la);
   switch (size) {
-    case 1: cpu.write_linear<uint8_t>(a, static_cast<uint8_t>(value)); break;
-    case 2: cpu.write_linear<uint16_t>(a, static_cast<uint16_t>(value)); break;
-    case 4: cpu.write_linear<uint32_t>(a, static_cast<uint32_t>(value)); break;
-    default: cpu.write_linear<uint64_t>(a, value); break;
+    case 1:
+      cpu.write_linear<uint8_t>(a, static_cast<uint8_t>(value));
+      break;
+    case 2:
+      cpu.write_linear<uint16_t>(a, static_cast<uint16_t>(value));
+      break;
+    case 4:
+      cpu.write_linear<uint32_t>(a, static_cast<uint32_t>(value));
+      break;
+    default:
+      cpu.write_linear<uint64_t>(a, value);
+      break;
   }
 }
 

@@ -15,9 +15,8 @@ namespace {
 namespace cr4x {  // CR4 bits beyond those cpu_state.hpp names
 constexpr uint64_t kTSD = 1u << 2, kDE = 1u << 3, kPCE = 1u << 8;
 }
-constexpr uint64_t kCr0Writable = cr0::kPE | cr0::kMP | cr0::kEM | cr0::kTS | cr0::kET |
-                                  cr0::kNE | cr0::kWP | cr0::kAM | cr0::kNW | cr0::kCD |
-                                  cr0::kPG;
+constexpr uint64_t kCr0Writable = cr0::kPE | cr0::kMP | cr0::kEM | cr0::kTS | cr0::kET | cr0::kNE |
+                                  cr0::kWP | cr0::kAM | cr0::kNW | cr0::kCD | cr0::kPG;
 // Only what CPUID advertises (DE, PSE, PAE, PGE, TSC, FXSR/SSE); VME, MCE, SMEP, SMAP,
 // FSGSBASE, PCIDE, OSXSAVE, UMIP stay reserved.
 constexpr uint64_t kCr4Supported = cr4x::kTSD | cr4x::kDE | cr4::kPSE | cr4::kPAE | cr4::kPGE |
@@ -26,12 +25,11 @@ constexpr uint64_t kEferWritable = efer::kSCE | efer::kLME | efer::kNXE;
 
 namespace msr_index {
 constexpr uint32_t kTsc = 0x10, kPlatformId = 0x17, kApicBase = 0x1b, kBiosSignId = 0x8b,
-                   kMtrrCap = 0xfe, kSysenterCs = 0x174, kSysenterEsp = 0x175,
-                   kSysenterEip = 0x176, kMcgCap = 0x179, kMcgStatus = 0x17a,
-                   kMiscEnable = 0x1a0, kMtrrPhysBase0 = 0x200, kMtrrPhysLast = 0x20f,
-                   kMtrrFix64k = 0x250, kMtrrFix16k0 = 0x258, kMtrrFix16k1 = 0x259,
-                   kMtrrFix4kFirst = 0x268, kMtrrFix4kLast = 0x26f, kPat = 0x277,
-                   kMtrrDefType = 0x2ff, kEfer = 0xc0000080, kStar = 0xc0000081,
+                   kMtrrCap = 0xfe, kSysenterCs = 0x174, kSysenterEsp = 0x175, kSysenterEip = 0x176,
+                   kMcgCap = 0x179, kMcgStatus = 0x17a, kMiscEnable = 0x1a0, kMtrrPhysBase0 = 0x200,
+                   kMtrrPhysLast = 0x20f, kMtrrFix64k = 0x250, kMtrrFix16k0 = 0x258,
+                   kMtrrFix16k1 = 0x259, kMtrrFix4kFirst = 0x268, kMtrrFix4kLast = 0x26f,
+                   kPat = 0x277, kMtrrDefType = 0x2ff, kEfer = 0xc0000080, kStar = 0xc0000081,
                    kLstar = 0xc0000082, kCstar = 0xc0000083, kSfmask = 0xc0000084,
                    kFsBase = 0xc0000100, kGsBase = 0xc0000101, kKernelGsBase = 0xc0000102,
                    kTscAux = 0xc0000103;
@@ -54,20 +52,26 @@ std::map<const Cpu*, Mtrrs> g_mtrrs;
 
 uint64_t* mtrr_slot(const Cpu* cpu, uint32_t index) {
   Mtrrs& m = g_mtrrs[cpu];
-  if (index == msr_index::kMtrrDefType) return &m.def_type;
+  if (index == msr_index::kMtrrDefType)
+    return &m.def_type;
   if (index >= msr_index::kMtrrPhysBase0 && index <= msr_index::kMtrrPhysLast) {
     return &m.variable[index - msr_index::kMtrrPhysBase0];
   }
-  if (index == msr_index::kMtrrFix64k) return &m.fixed[0];
-  if (index == msr_index::kMtrrFix16k0) return &m.fixed[1];
-  if (index == msr_index::kMtrrFix16k1) return &m.fixed[2];
+  if (index == msr_index::kMtrrFix64k)
+    return &m.fixed[0];
+  if (index == msr_index::kMtrrFix16k0)
+    return &m.fixed[1];
+  if (index == msr_index::kMtrrFix16k1)
+    return &m.fixed[2];
   if (index >= msr_index::kMtrrFix4kFirst && index <= msr_index::kMtrrFix4kLast) {
     return &m.fixed[3 + index - msr_index::kMtrrFix4kFirst];
   }
   return nullptr;
 }
 
-bool valid_memory_type(uint64_t t) { return t == 0 || t == 1 || t == 4 || t == 5 || t == 6; }
+bool valid_memory_type(uint64_t t) {
+  return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;
+}
 
 bool valid_pat(uint64_t value) {
   for (int i = 0; i < 8; ++i) {
@@ -82,9 +86,9 @@ bool valid_pat(uint64_t value) {
 uint64_t host_tsc() {
   // One epoch for the process so every vCPU's TSC agrees (Linux checks TSC synchronisation).
   static const auto epoch = std::chrono::steady_clock::now();
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::steady_clock::now() - epoch)
-                      .count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - epoch)
+          .count();
   // Whole seconds and the remainder separately, so the product cannot overflow 64 bits.
   const uint64_t n = static_cast<uint64_t>(ns);
   constexpr uint64_t kNsPerSecond = 1'000'000'000;
@@ -168,33 +172,72 @@ void Cpu::write_efer(uint64_t value) {
   update_mode();
 }
 
-uint64_t Cpu::read_tsc() { return host_tsc() + msr.tsc_offset; }
+uint64_t Cpu::read_tsc() {
+  return host_tsc() + msr.tsc_offset;
+}
 
 bool Cpu::read_msr(uint32_t index, uint64_t& value) {
   using namespace msr_index;
   switch (index) {
-    case kEfer: value = efer; return true;
-    case kStar: value = msr.star; return true;
-    case kLstar: value = msr.lstar; return true;
-    case kCstar: value = msr.cstar; return true;
-    case kSfmask: value = msr.sfmask; return true;
-    case kFsBase: value = seg[kFs].base; return true;
-    case kGsBase: value = seg[kGs].base; return true;
-    case kKernelGsBase: value = msr.kernel_gs_base; return true;
-    case kTscAux: value = msr.tsc_aux; return true;
-    case kSysenterCs: value = msr.sysenter_cs; return true;
-    case kSysenterEsp: value = msr.sysenter_esp; return true;
-    case kSysenterEip: value = msr.sysenter_eip; return true;
-    case kTsc: value = read_tsc(); return true;
-    case kPat: value = msr.pat; return true;
-    case kApicBase: value = msr.apic_base; return true;
-    case kMiscEnable: value = msr.misc_enable; return true;
-    case kMtrrCap: value = kMtrrCapValue; return true;
+    case kEfer:
+      value = efer;
+      return true;
+    case kStar:
+      value = msr.star;
+      return true;
+    case kLstar:
+      value = msr.lstar;
+      return true;
+    case kCstar:
+      value = msr.cstar;
+      return true;
+    case kSfmask:
+      value = msr.sfmask;
+      return true;
+    case kFsBase:
+      value = seg[kFs].base;
+      return true;
+    case kGsBase:
+      value = seg[kGs].base;
+      return true;
+    case kKernelGsBase:
+      value = msr.kernel_gs_base;
+      return true;
+    case kTscAux:
+      value = msr.tsc_aux;
+      return true;
+    case kSysenterCs:
+      value = msr.sysenter_cs;
+      return true;
+    case kSysenterEsp:
+      value = msr.sysenter_esp;
+      return true;
+    case kSysenterEip:
+      value = msr.sysenter_eip;
+      return true;
+    case kTsc:
+      value = read_tsc();
+      return true;
+    case kPat:
+      value = msr.pat;
+      return true;
+    case kApicBase:
+      value = msr.apic_base;
+      return true;
+    case kMiscEnable:
+      value = msr.misc_enable;
+      return true;
+    case kMtrrCap:
+      value = kMtrrCapValue;
+      return true;
     case kBiosSignId:
     case kPlatformId:
     case kMcgCap:
-    case kMcgStatus: value = 0; return true;
-    default: break;
+    case kMcgStatus:
+      value = 0;
+      return true;
+    default:
+      break;
   }
   std::lock_guard lock(g_mtrr_mutex);
   if (uint64_t* slot = mtrr_slot(this, index)) {
@@ -207,8 +250,12 @@ bool Cpu::read_msr(uint32_t index, uint64_t& value) {
 bool Cpu::write_msr(uint32_t index, uint64_t value) {
   using namespace msr_index;
   switch (index) {
-    case kEfer: write_efer(value); return true;
-    case kStar: msr.star = value; return true;
+    case kEfer:
+      write_efer(value);
+      return true;
+    case kStar:
+      msr.star = value;
+      return true;
     case kLstar:
     case kCstar:
     case kKernelGsBase:
@@ -219,8 +266,8 @@ bool Cpu::write_msr(uint32_t index, uint64_t value) {
       if (!is_canonical(value)) {
         return false;
       }
-      uint64_t* target = index == kLstar         ? &msr.lstar
-                         : index == kCstar       ? &msr.cstar
+      uint64_t* target = index == kLstar          ? &msr.lstar
+                         : index == kCstar        ? &msr.cstar
                          : index == kKernelGsBase ? &msr.kernel_gs_base
                          : index == kFsBase       ? &seg[kFs].base
                          : index == kGsBase       ? &seg[kGs].base
@@ -229,15 +276,21 @@ bool Cpu::write_msr(uint32_t index, uint64_t value) {
       *target = value;
       return true;
     }
-    case kSfmask: msr.sfmask = value & 0xffffffff; return true;
+    case kSfmask:
+      msr.sfmask = value & 0xffffffff;
+      return true;
     case kTscAux:
       if (value >> 32) {
         return false;
       }
       msr.tsc_aux = value;
       return true;
-    case kSysenterCs: msr.sysenter_cs = value & 0xffff; return true;
-    case kTsc: msr.tsc_offset = value - host_tsc(); return true;
+    case kSysenterCs:
+      msr.sysenter_cs = value & 0xffff;
+      return true;
+    case kTsc:
+      msr.tsc_offset = value - host_tsc();
+      return true;
     case kPat:
       if (!valid_pat(value)) {
         return false;
@@ -253,9 +306,13 @@ bool Cpu::write_msr(uint32_t index, uint64_t value) {
       msr.apic_base = (value & ~0x100ull) | (msr.apic_base & 0x100);  // BSP is read-only
       flush_tlb(true);  // the APIC page moved or was switched off
       return true;
-    case kMiscEnable: msr.misc_enable = value; return true;
-    case kBiosSignId: return true;  // microcode revision probe: writes are ignored
-    default: break;
+    case kMiscEnable:
+      msr.misc_enable = value;
+      return true;
+    case kBiosSignId:
+      return true;  // microcode revision probe: writes are ignored
+    default:
+      break;
   }
   std::lock_guard lock(g_mtrr_mutex);
   if (uint64_t* slot = mtrr_slot(this, index)) {

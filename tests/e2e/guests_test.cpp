@@ -55,6 +55,7 @@ std::vector<GuestCase> guest_cases() {
       {"triple_fault", "triple.elf", {}, {"-kernel"}, "triple.out", 12, 0},
       {"loop_timeout", "loop.elf", {}, {"-kernel"}, "loop.out", 14, -1, false, 1.0},
       {"outloop", "outloop.elf", {}, {"-kernel"}, "outloop.out", 1, 1},
+      {"cpubench", "cpubench.elf", {}, {"-kernel"}, "cpubench.out", 1, 1, true},
   };
   for (int cpus : {1, 2, 4}) {
     cases.push_back({"smp_" + std::to_string(cpus),
