@@ -26,10 +26,17 @@ show "a guest that triple-faults ends only itself" $hv run --kernel $g/triple.el
 show "a guest that never ends, stopped by --timeout" $hv run --kernel $g/loop.elf --timeout 1
 show "1,000,000 port-I/O exits, counted" $hv run --kernel $g/outloop.elf --trace-exits
 if [[ -e /sys/module/kvm_pvm ]]; then
-  printf '\nThis host'"'"'s KVM is PVM, where ring-3 syscall/int 0x80 fail: the mini OS runs under QEMU TCG instead.\n'
-  show "minios (QEMU TCG reference)" qemu-system-x86_64 -accel tcg -M pc -m 128 -display none \
-    -no-reboot -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel $g/minios.elf
+  printf '\nThis host'"'"'s KVM is PVM, where ring-3 syscall/int 0x80 fail: the mini OS runs on the software CPU.\n'
 else
-  show "minios: ring-0 kernel, two ring-3 programs, timer preemption, system calls" \
+  show "minios on KVM: ring-0 kernel, two ring-3 programs, timer preemption, system calls" \
     $hv run --kernel $g/minios.elf
 fi
+
+printf '\n\033[1m== The same guests on the software CPU (no /dev/kvm needed)\033[0m\n'
+show "modes on the emulator" $hv run --engine emulate --kernel $g/modes.bin --format flat
+show "minios on the emulator: ring 3, syscall and int 0x80, PIT preemption, killed programs" \
+  $hv run --engine emulate --kernel $g/minios.elf
+show "smp on the emulator: four software CPUs on four host threads" \
+  $hv run --engine emulate --kernel $g/smp.elf --cpus 4
+show "cpubench on the emulator: 392 million guest instructions" \
+  $hv run --engine emulate --kernel $g/cpubench.elf --trace-exits
