@@ -3,6 +3,7 @@
 #   1. clang-format check of all C++ sources
 #   2. release build with warnings as errors; unit tests and end-to-end tests (hv and QEMU TCG)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests
+#   4. a short libFuzzer run of the instruction decoder and the kernel loaders
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,3 +28,14 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHV_WERROR=ON -DHV_S
 ninja -C build/asan -j "$jobs" hv_unit_tests
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" --timeout 300)
+
+echo "== fuzz smoke run (libFuzzer + ASan/UBSan, clang): decoder and kernel loaders, 20 s each"
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHV_FUZZ=ON -DHV_BUILD_GUESTS=OFF -DHV_BUILD_BENCH=OFF >/dev/null
+ninja -C build/fuzz -j "$jobs" decoder_fuzz kernel_loader_fuzz
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+mkdir -p "$corpus/decoder" "$corpus/loader"
+cp build/ci/guests/*.elf build/ci/guests/*.bin "$corpus/loader/" 2>/dev/null || true
+build/fuzz/fuzz/decoder_fuzz -seed=1 -max_total_time=20 "$corpus/decoder" 2>&1 | tail -1
+build/fuzz/fuzz/kernel_loader_fuzz -seed=1 -max_total_time=20 -max_len=65536 "$corpus/loader" 2>&1 | tail -1
