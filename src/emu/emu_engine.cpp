@@ -231,10 +231,10 @@ void EmuVcpu::run() {
       }
     }
   }
-  engine_.add_counts({{"instructions executed", cpu_.instructions_retired},
-                      {"blocks decoded", blocks_.blocks_decoded()},
-                      {"external interrupts delivered", interrupts_delivered_},
-                      {"exceptions delivered", exceptions_delivered_}});
+  engine_.counters_.add({{"instructions executed", cpu_.instructions_retired},
+                         {"blocks decoded", blocks_.blocks_decoded()},
+                         {"external interrupts delivered", interrupts_delivered_},
+                         {"exceptions delivered", exceptions_delivered_}});
 }
 
 EmuEngine::EmuEngine(Machine& machine)
@@ -259,22 +259,8 @@ Result<std::unique_ptr<Vcpu>> EmuEngine::create_vcpu(uint32_t index) {
   return std::unique_ptr<Vcpu>(std::make_unique<EmuVcpu>(*this, index));
 }
 
-void EmuEngine::add_counts(const std::vector<ExitCount>& counts) {
-  std::lock_guard lock(counts_mutex_);
-  for (const ExitCount& c : counts) {
-    auto it = std::find_if(counts_.begin(), counts_.end(),
-                           [&](const ExitCount& e) { return e.reason == c.reason; });
-    if (it == counts_.end()) {
-      counts_.push_back(c);
-    } else {
-      it->count += c.count;
-    }
-  }
-}
-
 std::vector<ExitCount> EmuEngine::exit_counts() const {
-  std::lock_guard lock(counts_mutex_);
-  return counts_;
+  return counters_.snapshot(false);
 }
 
 }  // namespace hv::emu

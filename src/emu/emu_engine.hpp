@@ -26,8 +26,6 @@ class EmuEngine final : public Engine {
   std::vector<ExitCount> exit_counts() const override;
   void set_irq_line(uint32_t gsi, bool level) override { router_->set_irq_line(gsi, level); }
 
-  void add_counts(const std::vector<ExitCount>& counts);
-
  private:
   explicit EmuEngine(Machine& machine);
 
@@ -35,8 +33,7 @@ class EmuEngine final : public Engine {
   TimerService timers_;
   CodePages code_pages_;
   std::unique_ptr<InterruptRouter> router_;
-  mutable std::mutex counts_mutex_;
-  std::vector<ExitCount> counts_;
+  ExitCounters counters_;
 
   friend class EmuVcpu;
 };

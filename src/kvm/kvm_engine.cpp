@@ -197,25 +197,8 @@ void KvmEngine::set_irq_line(uint32_t gsi, bool level) {
   ioctl_retry(vm_.get(), KVM_IRQ_LINE, &irq);
 }
 
-void KvmEngine::add_exit_counts(const std::vector<ExitCount>& counts) {
-  std::lock_guard lock(counts_mutex_);
-  for (const ExitCount& c : counts) {
-    auto it = std::find_if(counts_.begin(), counts_.end(),
-                           [&](const ExitCount& e) { return e.reason == c.reason; });
-    if (it == counts_.end()) {
-      counts_.push_back(c);
-    } else {
-      it->count += c.count;
-    }
-  }
-}
-
 std::vector<ExitCount> KvmEngine::exit_counts() const {
-  std::lock_guard lock(counts_mutex_);
-  std::vector<ExitCount> sorted = counts_;
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const ExitCount& a, const ExitCount& b) { return a.count > b.count; });
-  return sorted;
+  return counters_.snapshot(true);
 }
 
 }  // namespace hv::kvm

@@ -48,8 +48,8 @@ class KvmEngine final : public Engine {
   size_t run_mmap_size() const { return run_mmap_size_; }
   const std::vector<kvm_cpuid_entry2>& supported_cpuid() const { return supported_cpuid_; }
 
-  // Called by a vCPU when its thread is done, to fold its counters into the engine's.
-  void add_exit_counts(const std::vector<ExitCount>& counts);
+  // vCPU threads add their counts here when they finish.
+  ExitCounters& counters() { return counters_; }
 
  private:
   KvmEngine(Machine& machine, const KvmOptions& options) : machine_(machine), options_(options) {}
@@ -61,8 +61,7 @@ class KvmEngine final : public Engine {
   Fd vm_;
   size_t run_mmap_size_ = 0;
   std::vector<kvm_cpuid_entry2> supported_cpuid_;
-  mutable std::mutex counts_mutex_;
-  std::vector<ExitCount> counts_;
+  ExitCounters counters_;
 };
 
 }  // namespace hv::kvm

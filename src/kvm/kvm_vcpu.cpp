@@ -368,7 +368,7 @@ void KvmVcpu::run() {
   for (auto [key, n] : port_counts_) {
     counts.push_back({fmt::format("  port {:#06x} {}", key >> 1, (key & 1) ? "out" : "in"), n});
   }
-  engine_.add_exit_counts(counts);
+  engine_.counters().add(counts);
 }
 
 bool KvmVcpu::handle_exit() {

@@ -3,8 +3,10 @@
 // devices, interrupt lines) belongs to the Machine and is shared by both engines.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,37 @@ class Vcpu {
 struct ExitCount {
   std::string reason;
   uint64_t count;
+};
+
+// Per-reason totals that vCPU threads add to when they finish; both engines keep one.
+class ExitCounters {
+ public:
+  void add(const std::vector<ExitCount>& counts) {
+    std::lock_guard lock(mutex_);
+    for (const ExitCount& c : counts) {
+      auto it = std::find_if(totals_.begin(), totals_.end(),
+                             [&](const ExitCount& e) { return e.reason == c.reason; });
+      if (it == totals_.end()) {
+        totals_.push_back(c);
+      } else {
+        it->count += c.count;
+      }
+    }
+  }
+  // In the order reasons were first reported, or largest first.
+  std::vector<ExitCount> snapshot(bool largest_first) const {
+    std::lock_guard lock(mutex_);
+    std::vector<ExitCount> out = totals_;
+    if (largest_first) {
+      std::stable_sort(out.begin(), out.end(),
+                       [](const ExitCount& a, const ExitCount& b) { return a.count > b.count; });
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<ExitCount> totals_;
 };
 
 class Engine : public InterruptSink {
