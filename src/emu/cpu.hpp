@@ -354,6 +354,7 @@ class Cpu {
   // --- events (interrupts.cpp) ---
   // Delivers an exception, software interrupt or external interrupt through the IVT/IDT, with
   // privilege change, stack switch, IST and error code; escalates to #DF and triple fault.
+  // Never throws: faults met while delivering are delivered in turn (or set triple_faulted).
   void deliver_interrupt(uint8_t vector, bool has_error_code, uint32_t error_code, bool software,
                          bool external);
   bool triple_faulted = false;

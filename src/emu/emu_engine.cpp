@@ -194,13 +194,10 @@ void EmuVcpu::run() {
   StopControl& stop = engine_.machine_.stop();
   while (!stop.stopping()) {
     if (attention_.load(std::memory_order_acquire) || interrupts_possible_) {
-      try {
-        if (!service_events()) {
-          break;
-        }
-      } catch (const GuestFault& fault) {
-        // A fault while delivering an event: deliver it in turn (double-fault rules apply).
-        cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
+      // Event delivery handles faults it meets itself (double fault, then triple fault): it
+      // never throws, so no handler is needed here.
+      if (!service_events()) {
+        break;
       }
       if (cpu_.triple_faulted) {
         report_crash("guest triple fault (shutdown)");
@@ -220,11 +217,7 @@ void EmuVcpu::run() {
     } catch (const GuestFault& fault) {
       cpu_.instructions_retired += static_cast<uint64_t>(current_ - block_start_);
       ++exceptions_delivered_;
-      try {
-        cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
-      } catch (const GuestFault&) {
-        cpu_.triple_faulted = true;
-      }
+      cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
       if (cpu_.triple_faulted) {
         report_crash("guest triple fault (shutdown)");
         break;
