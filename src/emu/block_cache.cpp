@@ -1,6 +1,36 @@
 #include "emu/block_cache.hpp"
 
+#include "emu/branch_fusion.hpp"
+
 namespace hv::emu {
+
+namespace {
+
+// Near JMP/Jcc/CALL/RET/LOOP/JCXZ: they change only RIP (and the stack), nothing that needs the
+// between-blocks event checks.
+bool is_near_branch(const Insn& insn) {
+  if (insn.handler == invalid_opcode) {
+    return false;
+  }
+  const uint16_t op = insn.opcode;
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f) || (op >= 0xe0 && op <= 0xe3)) {
+    return true;
+  }
+  switch (op) {
+    case 0xe8:  // CALL rel
+    case 0xe9:  // JMP rel
+    case 0xeb:
+    case 0xc2:  // RET (near)
+    case 0xc3:
+      return true;
+    case 0xff:
+      return insn.modrm_reg == 2 || insn.modrm_reg == 4;  // CALL/JMP r/m (near)
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 Block& BlockCache::lookup_slow(Cpu& cpu, uint64_t linear, uint64_t physical, uint64_t key) {
   Block*& slot = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
@@ -59,6 +89,10 @@ std::unique_ptr<Block> BlockCache::decode(Cpu& cpu, uint64_t linear, uint64_t ph
       break;
     }
   }
+  const Insn& last = block->insns.back();
+  block->continues = !last.ends_block || is_near_branch(last);
+  block->instruction_count = fuse_block_end(block->insns);
+  block->rip_mask = code_size == 8 ? ~0ull : code_size == 4 ? 0xffffffffull : 0xffffull;
   ++blocks_decoded_;
   return block;
 }

@@ -19,6 +19,11 @@ struct Block {
   uint64_t pages[2] = {~0ull, ~0ull};  // guest-physical page numbers the bytes came from
   uint32_t versions[2] = {0, 0};
   std::vector<Insn> insns;
+  uint32_t instruction_count = 0;  // guest instructions (a fused Insn stands for two)
+  uint64_t rip_mask = ~0ull;       // IP/EIP/RIP wrap of the code size the block was decoded for
+  // The block ends in a near branch or simply stops (length or page limit): what follows may
+  // run without a trip through the event checks, unless an event is pending.
+  bool continues = false;
   // Direct links to the blocks that followed this one (taken branch and fall-through), so the
   // run loop skips the lookup; each is followed only if its start address and the CPU's
   // translation epoch still match, and the target is still valid.

@@ -52,7 +52,10 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   }
   // Handles everything that may happen between blocks; returns false when the vCPU must stop.
   bool service_events();
-  void run_block();
+  // Runs blocks back to back until one needs the event checks of run() or an event arrives.
+  void run_blocks();
+  // The block at CS:RIP, through the links of the block that ran before it when possible.
+  Block& next_block();
   void report_crash(const std::string& reason);
   void sleep_until_signalled();
 
@@ -131,42 +134,45 @@ void EmuVcpu::report_crash(const std::string& reason) {
                                    cpu_.save_state().dump()});
 }
 
-void EmuVcpu::run_block() {
+Block& EmuVcpu::next_block() {
   const uint64_t linear = cpu_.seg[kCs].base + cpu_.rip;
   const uint64_t epoch = cpu_.translation_epoch();
-  Block* chained = nullptr;
-  if (previous_ != nullptr) {
-    for (Block::Link& link : previous_->links) {
+  Block* const previous = previous_;
+  previous_ = nullptr;  // a fault below must not chain to whatever runs next
+  if (previous != nullptr) {
+    for (const Block::Link& link : previous->links) {
       if (link.linear == linear && link.epoch == epoch && blocks_.valid(*link.target)) {
-        chained = link.target;
-        break;
+        return *link.target;
       }
     }
   }
-  Block& block = chained != nullptr ? *chained : blocks_.lookup(cpu_);
-  if (chained == nullptr && previous_ != nullptr && previous_epoch_ == epoch) {
+  Block& block = blocks_.lookup(cpu_);
+  if (previous != nullptr && previous_epoch_ == epoch) {
     // Remember this successor in the free (or least recent) link slot of the previous block.
-    Block::Link& slot = previous_->links[previous_->links[0].target == nullptr ? 0 : 1];
+    Block::Link& slot = previous->links[previous->links[0].target == nullptr ? 0 : 1];
     slot = {&block, linear, epoch};
   }
-  previous_ = nullptr;  // a fault below must not chain to whatever runs next
   // The lookup may have turned pages into code pages (here or on another vCPU): writes to them
   // must leave the TLB fast path so they invalidate the decoded blocks.
   cpu_.sync_code_generation();
-  uint64_t rip = cpu_.rip;
-  const uint64_t rip_mask = cpu_.code_size() == 8   ? ~0ull
-                            : cpu_.code_size() == 4 ? 0xffffffffull
-                                                    : 0xffffull;
-  cpu_.interrupt_shadow = false;
-  // HLT, like every instruction that changes how execution continues, ends its block, so the
-  // loop needs no per-instruction check. Instructions are counted per block; a fault counts the
-  // ones before it (see run()).
-  const Insn* insn = block.insns.data();
-  const Insn* const end = insn + block.insns.size();
-  block_start_ = insn;
-  // Each position in a block has its own indirect call site (the steps below are not a loop):
-  // a block's n-th instruction is nearly always the same handler, so the host's branch
-  // predictor gets each site right, where one shared call site would mispredict constantly.
+  return block;
+}
+
+void EmuVcpu::run_blocks() {
+  Block* block = &next_block();
+  for (;;) {
+    uint64_t rip = cpu_.rip;
+    const uint64_t rip_mask = block->rip_mask;
+    cpu_.interrupt_shadow = false;
+    // HLT, like every instruction that changes how execution continues, ends its block, so the
+    // loop needs no per-instruction check. Instructions are counted per block; a fault counts
+    // the ones before it (see run()).
+    const Insn* insn = block->insns.data();
+    const Insn* const end = insn + block->insns.size();
+    block_start_ = insn;
+    // Each position in a block has its own indirect call site (the steps below are not a loop):
+    // a block's n-th instruction is nearly always the same handler, so the host's branch
+    // predictor gets each site right, where one shared call site would mispredict constantly.
 #define HV_EMU_STEP                                \
   if (insn == end) {                               \
     goto done;                                     \
@@ -177,17 +183,26 @@ void EmuVcpu::run_block() {
   insn->handler(cpu_, *insn);                      \
   rip = cpu_.next_rip;                             \
   ++insn;
-  for (;;) {
-    HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
-        HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
-            HV_EMU_STEP
-  }
+    for (;;) {
+      HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
+          HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
+              HV_EMU_STEP HV_EMU_STEP
+    }
 #undef HV_EMU_STEP
-done:
-  cpu_.instructions_retired += block.insns.size();
-  cpu_.rip = rip;
-  previous_ = &block;
-  previous_epoch_ = cpu_.translation_epoch();
+  done:
+    cpu_.instructions_retired += block->instruction_count;
+    current_ = block_start_;  // a fault while finding the next block retires nothing more
+    cpu_.rip = rip;
+    previous_ = block;
+    previous_epoch_ = cpu_.translation_epoch();
+    // Pending events (interrupts, INIT/SIPI, stop) and instructions after which they must be
+    // looked at send execution back to run(); otherwise the next block follows directly.
+    if (!block->continues || interrupts_possible_ ||
+        attention_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    block = &next_block();
+  }
 }
 
 void EmuVcpu::run() {
@@ -213,7 +228,7 @@ void EmuVcpu::run() {
       continue;
     }
     try {
-      run_block();
+      run_blocks();
     } catch (const GuestFault& fault) {
       cpu_.instructions_retired += static_cast<uint64_t>(current_ - block_start_);
       ++exceptions_delivered_;
