@@ -31,6 +31,9 @@ void add_run_options(CLI::App& command, RunOptions& o) {
                      "stop the guest after this many seconds (exit status 14)");
   command.add_flag("--trace-exits", o.trace_exits,
                    "print VM-exit counts by reason (emulator: instruction counts) at the end");
+  command.add_option("--trace", o.trace_path,
+                     "emulator: write every executed instruction (disassembled) and every "
+                     "interrupt/exception to FILE ('-' for stderr)");
 }
 
 namespace {
@@ -67,6 +70,7 @@ Result<VmConfig> to_config(const RunOptions& o) {
     c.timeout = std::chrono::milliseconds(static_cast<int64_t>(o.timeout_seconds * 1000));
   }
   c.trace_exits = o.trace_exits;
+  c.trace_path = o.trace_path;
   return c;
 }
 

@@ -18,6 +18,7 @@ struct RunOptions {
   std::string load_address = "0x7c00";
   double timeout_seconds = 0;
   bool trace_exits = false;
+  std::string trace_path;
 };
 
 void add_run_options(CLI::App& command, RunOptions& options);

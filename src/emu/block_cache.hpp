@@ -26,11 +26,13 @@ struct Block {
   bool continues = false;
   // Direct links to the blocks that followed this one (taken branch and fall-through), so the
   // run loop skips the lookup; each is followed only if its start address and the CPU's
-  // translation epoch still match, and the target is still valid.
+  // translation epoch still match, and the target is still valid (known without looking at
+  // its pages while no code page has been written since `checked_at`).
   struct Link {
     Block* target = nullptr;
     uint64_t linear = ~0ull;
     uint64_t epoch = ~0ull;
+    uint64_t checked_at = ~0ull;  // CodePages::invalidations() when the target was last valid
   };
   Link links[2];
 };
@@ -56,6 +58,7 @@ class BlockCache {
     return lookup_slow(cpu, linear, physical, key);
   }
   uint64_t blocks_decoded() const { return blocks_decoded_; }
+  uint64_t invalidations() const { return pages_.invalidations(); }
   void clear();
 
  public:

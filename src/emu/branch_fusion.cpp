@@ -51,9 +51,8 @@ void jcc_generic(Cpu& cpu, const Insn& insn) {
 template <FlagOp Op, uint8_t W, uint8_t Cc>
 void jcc_after(Cpu& cpu, const Insn& insn) {
   const LazyFlags& recorded = cpu.lazy;
-  const bool taken = recorded.op == Op && recorded.size == W
-                         ? known_condition<Op, W, Cc>(recorded)
-                         : recorded.condition(Cc);
+  const bool taken = recorded.op == Op && recorded.size == W ? known_condition<Op, W, Cc>(recorded)
+                                                             : recorded.condition(Cc);
   if (taken) {
     take_branch(cpu, insn.immediate, insn.operand_size);
   }
@@ -206,8 +205,7 @@ uint32_t fuse_block_end(std::vector<Insn>& insns) {
   }
   Insn& branch = insns.back();
   // 16-bit branches wrap IP at 64 KiB; they keep the generic handler.
-  if (!is_conditional_branch(branch) ||
-      (branch.operand_size != 4 && branch.operand_size != 8)) {
+  if (!is_conditional_branch(branch) || (branch.operand_size != 4 && branch.operand_size != 8)) {
     return count;
   }
   const uint8_t cc = branch.condition;

@@ -17,7 +17,7 @@ namespace {
 
 constexpr uint64_t kMemory = 4ull << 20;
 constexpr uint64_t kCodeAddress = 0x10000;
-constexpr uint64_t kDataAddress = 0x20000;      // RSI points here
+constexpr uint64_t kDataAddress = 0x20000;       // RSI points here
 constexpr uint64_t kUnmappedAddress = 0x300000;  // beyond the 2 MiB identity map
 
 struct Outcome {
@@ -128,8 +128,8 @@ class BranchFusionTest : public ::testing::Test {
       const Outcome expected = run(plain, 2);
       set_state(a, b, memory_value, flags_in);
       const Outcome actual = run(optimized, count);
-      EXPECT_EQ(actual, expected) << "condition " << int(cc) << " a=" << std::hex << a
-                                  << " b=" << b << " mem=" << memory_value << " producer byte 0 "
+      EXPECT_EQ(actual, expected) << "condition " << int(cc) << " a=" << std::hex << a << " b=" << b
+                                  << " mem=" << memory_value << " producer byte 0 "
                                   << int(producer[0]) << " long=" << long_branch;
     }
     return kept;
@@ -185,23 +185,23 @@ const std::vector<Producer>& producers() {
       {{0x48, 0x83, 0x3e, 0x01}, true},              // cmp qword [rsi], 1
       // cmp eax, [rip + disp]: the disp reaches kDataAddress from the end of the compare.
       {{0x3b, 0x05, 0xfa, 0xff, 0x00, 0x00}, true},
-      {{0x48, 0x85, 0xd8}, true},  // test rax, rbx
-      {{0x85, 0xc0}, true},        // test eax, eax
-      {{0x84, 0xdb}, true},        // test bl, bl
-      {{0xa8, 0x81}, true},        // test al, 0x81
-      {{0x85, 0x06}, true},        // test [rsi], eax
-      {{0xf6, 0x06, 0x80}, true},  // test byte [rsi], 0x80
-      {{0x48, 0x29, 0xd8}, false},  // sub rax, rbx
-      {{0x01, 0xd8}, false},        // add eax, ebx
+      {{0x48, 0x85, 0xd8}, true},         // test rax, rbx
+      {{0x85, 0xc0}, true},               // test eax, eax
+      {{0x84, 0xdb}, true},               // test bl, bl
+      {{0xa8, 0x81}, true},               // test al, 0x81
+      {{0x85, 0x06}, true},               // test [rsi], eax
+      {{0xf6, 0x06, 0x80}, true},         // test byte [rsi], 0x80
+      {{0x48, 0x29, 0xd8}, false},        // sub rax, rbx
+      {{0x01, 0xd8}, false},              // add eax, ebx
       {{0x48, 0x83, 0xc0, 0x01}, false},  // add rax, 1
-      {{0x21, 0xd1}, false},        // and ecx, edx
-      {{0x30, 0xd8}, false},        // xor al, bl
-      {{0x48, 0x09, 0xd8}, false},  // or rax, rbx
-      {{0x66, 0x29, 0x06}, false},  // sub [rsi], ax
-      {{0xff, 0xc1}, false},        // inc ecx
-      {{0x48, 0xff, 0xc9}, false},  // dec rcx
-      {{0xfe, 0xc9}, false},        // dec cl
-      {{0x66, 0xff, 0xc0}, false},  // inc ax
+      {{0x21, 0xd1}, false},              // and ecx, edx
+      {{0x30, 0xd8}, false},              // xor al, bl
+      {{0x48, 0x09, 0xd8}, false},        // or rax, rbx
+      {{0x66, 0x29, 0x06}, false},        // sub [rsi], ax
+      {{0xff, 0xc1}, false},              // inc ecx
+      {{0x48, 0xff, 0xc9}, false},        // dec rcx
+      {{0xfe, 0xc9}, false},              // dec cl
+      {{0x66, 0xff, 0xc0}, false},        // inc ax
   };
   return list;
 }
@@ -214,9 +214,8 @@ TEST_F(BranchFusionTest, FusedAndSpecialisedBranchesMatchTheInstructionsRunOneBy
       for (size_t i = 0; i < values.size(); i += 2) {
         for (size_t j = 0; j < values.size(); j += 3) {
           const bool long_branch = (i + j) % 2 == 1;
-          const size_t kept =
-              check(producer.bytes, values[i], values[j], values[(i + j) % values.size()],
-                    flags_in, long_branch);
+          const size_t kept = check(producer.bytes, values[i], values[j],
+                                    values[(i + j) % values.size()], flags_in, long_branch);
           ASSERT_EQ(kept, producer.fuses ? 1u : 2u);
         }
         // Equal operands: the boundary of every unsigned and signed comparison.

@@ -55,6 +55,7 @@ void CodePages::mark_code(uint64_t page) {
 void CodePages::invalidate(uint64_t page) {
   if (page < count_ && has_code_[page].exchange(0, std::memory_order_acq_rel)) {
     version_[page].fetch_add(1, std::memory_order_acq_rel);
+    invalidations_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 

@@ -97,12 +97,16 @@ class CodePages {
   // A guest write hit a code page: its blocks are stale.
   void invalidate(uint64_t page);
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  // Counts invalidate() calls that staled a page: a block checked valid while this was n is
+  // still valid while it is n (one shared counter instead of each block's page versions).
+  uint64_t invalidations() const { return invalidations_.load(std::memory_order_acquire); }
 
  private:
   uint64_t count_;
   std::unique_ptr<std::atomic<uint8_t>[]> has_code_;
   std::unique_ptr<std::atomic<uint32_t>[]> version_;
   std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> invalidations_{0};
 };
 
 struct TlbEntry {

@@ -53,9 +53,17 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   // Handles everything that may happen between blocks; returns false when the vCPU must stop.
   bool service_events();
   // Runs blocks back to back until one needs the event checks of run() or an event arrives.
+  template <bool Traced>
   void run_blocks();
+  void deliver(uint8_t vector, bool has_error_code, uint32_t error_code, bool external) {
+    if (engine_.tracer_) [[unlikely]] {
+      engine_.tracer_->event(cpu_, vector, has_error_code, error_code, external);
+    }
+    cpu_.deliver_interrupt(vector, has_error_code, error_code, false, external);
+  }
   // The block at CS:RIP, through the links of the block that ran before it when possible.
-  Block& next_block();
+  [[gnu::always_inline]] inline Block& next_block();
+  Block& lookup_block(Block* previous, uint64_t linear, uint64_t epoch);
   void report_crash(const std::string& reason);
   void sleep_until_signalled();
 
@@ -109,7 +117,7 @@ bool EmuVcpu::service_events() {
   }
   if (apic_->take_nmi()) {
     cpu_.halted = false;
-    cpu_.deliver_interrupt(kNmi, false, 0, false, true);
+    deliver(kNmi, false, 0, true);
   }
   interrupts_possible_ = false;
   if (apic_->has_interrupt()) {
@@ -117,7 +125,7 @@ bool EmuVcpu::service_events() {
       int vector = apic_->acknowledge();
       if (vector >= 0) {
         cpu_.halted = false;
-        cpu_.deliver_interrupt(static_cast<uint8_t>(vector), false, 0, false, true);
+        deliver(static_cast<uint8_t>(vector), false, 0, true);
         ++interrupts_delivered_;
       }
     }
@@ -139,18 +147,31 @@ Block& EmuVcpu::next_block() {
   const uint64_t epoch = cpu_.translation_epoch();
   Block* const previous = previous_;
   previous_ = nullptr;  // a fault below must not chain to whatever runs next
-  if (previous != nullptr) {
-    for (const Block::Link& link : previous->links) {
-      if (link.linear == linear && link.epoch == epoch && blocks_.valid(*link.target)) {
-        return *link.target;
+  if (previous != nullptr) [[likely]] {
+    for (Block::Link& link : previous->links) {
+      if (link.linear == linear && link.epoch == epoch) {
+        // Read the counter before the check: a write racing with it leaves the stamp old.
+        const uint64_t invalidations = blocks_.invalidations();
+        if (link.checked_at == invalidations) [[likely]] {
+          return *link.target;
+        }
+        if (blocks_.valid(*link.target)) {
+          link.checked_at = invalidations;
+          return *link.target;
+        }
       }
     }
   }
+  return lookup_block(previous, linear, epoch);
+}
+
+Block& EmuVcpu::lookup_block(Block* previous, uint64_t linear, uint64_t epoch) {
+  const uint64_t invalidations = blocks_.invalidations();
   Block& block = blocks_.lookup(cpu_);
   if (previous != nullptr && previous_epoch_ == epoch) {
     // Remember this successor in the free (or least recent) link slot of the previous block.
     Block::Link& slot = previous->links[previous->links[0].target == nullptr ? 0 : 1];
-    slot = {&block, linear, epoch};
+    slot = {&block, linear, epoch, invalidations};
   }
   // The lookup may have turned pages into code pages (here or on another vCPU): writes to them
   // must leave the TLB fast path so they invalidate the decoded blocks.
@@ -158,7 +179,10 @@ Block& EmuVcpu::next_block() {
   return block;
 }
 
+template <bool Traced>
 void EmuVcpu::run_blocks() {
+  // Another vCPU may have turned pages into code pages since this one last looked.
+  cpu_.sync_code_generation();
   Block* block = &next_block();
   for (;;) {
     uint64_t rip = cpu_.rip;
@@ -173,15 +197,18 @@ void EmuVcpu::run_blocks() {
     // Each position in a block has its own indirect call site (the steps below are not a loop):
     // a block's n-th instruction is nearly always the same handler, so the host's branch
     // predictor gets each site right, where one shared call site would mispredict constantly.
-#define HV_EMU_STEP                                \
-  if (insn == end) {                               \
-    goto done;                                     \
-  }                                                \
-  current_ = insn;                                 \
-  cpu_.rip = rip;                                  \
-  cpu_.next_rip = (rip + insn->length) & rip_mask; \
-  insn->handler(cpu_, *insn);                      \
-  rip = cpu_.next_rip;                             \
+#define HV_EMU_STEP                                   \
+  if (insn == end) {                                  \
+    goto done;                                        \
+  }                                                   \
+  current_ = insn;                                    \
+  cpu_.rip = rip;                                     \
+  if constexpr (Traced) {                             \
+    engine_.tracer_->instruction(cpu_, insn->length); \
+  }                                                   \
+  cpu_.next_rip = (rip + insn->length) & rip_mask;    \
+  insn->handler(cpu_, *insn);                         \
+  rip = cpu_.next_rip;                                \
   ++insn;
     for (;;) {
       HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP HV_EMU_STEP
@@ -197,8 +224,7 @@ void EmuVcpu::run_blocks() {
     previous_epoch_ = cpu_.translation_epoch();
     // Pending events (interrupts, INIT/SIPI, stop) and instructions after which they must be
     // looked at send execution back to run(); otherwise the next block follows directly.
-    if (!block->continues || interrupts_possible_ ||
-        attention_.load(std::memory_order_relaxed)) {
+    if (!block->continues || interrupts_possible_ || attention_.load(std::memory_order_relaxed)) {
       return;
     }
     block = &next_block();
@@ -228,11 +254,15 @@ void EmuVcpu::run() {
       continue;
     }
     try {
-      run_blocks();
+      if (engine_.tracer_) [[unlikely]] {
+        run_blocks<true>();
+      } else {
+        run_blocks<false>();
+      }
     } catch (const GuestFault& fault) {
       cpu_.instructions_retired += static_cast<uint64_t>(current_ - block_start_);
       ++exceptions_delivered_;
-      cpu_.deliver_interrupt(fault.vector, fault.has_error_code, fault.error_code, false, false);
+      deliver(fault.vector, fault.has_error_code, fault.error_code, false);
       if (cpu_.triple_faulted) {
         report_crash("guest triple fault (shutdown)");
         break;
@@ -252,8 +282,11 @@ EmuEngine::EmuEngine(Machine& machine)
 
 EmuEngine::~EmuEngine() = default;
 
-Result<std::unique_ptr<EmuEngine>> EmuEngine::create(Machine& machine) {
+Result<std::unique_ptr<EmuEngine>> EmuEngine::create(Machine& machine, const EmuOptions& options) {
   std::unique_ptr<EmuEngine> engine(new EmuEngine(machine));
+  if (!options.trace_path.empty()) {
+    engine->tracer_ = HV_TRY(Tracer::open(options.trace_path));
+  }
   std::vector<CpuSignals*> signals(machine.config().cpu_count, nullptr);
   engine->router_ = HV_TRY(InterruptRouter::create(machine, engine->timers_, signals));
   return engine;

@@ -10,15 +10,21 @@
 #include "devices/interrupt_router.hpp"
 #include "devices/timer_service.hpp"
 #include "emu/cpu.hpp"
+#include "emu/tracer.hpp"
 #include "vm/engine.hpp"
 
 namespace hv::emu {
 
 class EmuVcpu;
 
+struct EmuOptions {
+  std::string trace_path;  // empty: no trace; "-": standard error
+};
+
 class EmuEngine final : public Engine {
  public:
-  static Result<std::unique_ptr<EmuEngine>> create(Machine& machine);
+  static Result<std::unique_ptr<EmuEngine>> create(Machine& machine,
+                                                   const EmuOptions& options = {});
   ~EmuEngine() override;
 
   std::string_view name() const override { return "emulate"; }
@@ -34,6 +40,7 @@ class EmuEngine final : public Engine {
   CodePages code_pages_;
   std::unique_ptr<InterruptRouter> router_;
   ExitCounters counters_;
+  std::unique_ptr<Tracer> tracer_;
 
   friend class EmuVcpu;
 };

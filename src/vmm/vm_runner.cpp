@@ -39,7 +39,8 @@ Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& m
     return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
   }
   if (config.engine == "emulate") {
-    return std::unique_ptr<Engine>(HV_TRY(emu::EmuEngine::create(machine)));
+    return std::unique_ptr<Engine>(
+        HV_TRY(emu::EmuEngine::create(machine, {.trace_path = config.trace_path})));
   }
   return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm, emulate)",
                     config.engine);
@@ -86,6 +87,10 @@ Status validate(const VmConfig& config) {
     return make_error(ExitStatus::BadMemorySize,
                       "memory size {} MiB is larger than this host's {} MiB of RAM",
                       config.memory_bytes >> 20, host >> 20);
+  }
+  if (!config.trace_path.empty() && config.engine != "emulate") {
+    return make_error(ExitStatus::Usage,
+                      "--trace needs --engine emulate (hardware-assisted guests run natively)");
   }
   if (config.cpu_count < 1 || config.cpu_count > kMaximumCpus) {
     return make_error(ExitStatus::Usage, "--cpus {} is out of range (1..{})", config.cpu_count,

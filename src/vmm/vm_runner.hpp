@@ -26,6 +26,7 @@ struct VmConfig {
   uint32_t cpu_count = 1;
   std::optional<std::chrono::milliseconds> timeout;
   bool trace_exits = false;
+  std::string trace_path;  // emulation engine: instruction trace ("-" = stderr)
   int console_input_fd = 0;
   int console_output_fd = 1;
 };

@@ -171,5 +171,52 @@ TEST_F(CliTest, TraceExitsCountsSerialWrites) {
   EXPECT_NE(r.err.find("0x00f4 out"), std::string::npos) << r.err;
 }
 
+TEST_F(CliTest, TraceListsEveryExecutedInstructionAndInterrupt) {
+  const std::string trace = dir_ + "/trace.txt";
+  const std::string minios = std::string(HV_GUESTS_DIR) + "/minios.elf";
+  ProcessResult r =
+      hv({"run", "--engine", "emulate", "--kernel", minios, "--trace", trace, "--trace-exits"});
+  EXPECT_EQ(r.exit_status, 1) << r.err;
+  // One line per instruction: as many as the engine counted, whatever the fusion of pairs, plus
+  // the ones that faulted (traced, then not retired).
+  std::ifstream in(trace);
+  std::string line;
+  uint64_t instructions = 0, interrupts = 0, exceptions = 0, fused_pairs = 0;
+  bool saw_syscall = false;
+  while (std::getline(in, line)) {
+    if (line.find(" interrupt vector ") != std::string::npos) {
+      ++interrupts;
+    } else if (line.find(" exception vector ") != std::string::npos) {
+      ++exceptions;
+    } else {
+      ASSERT_EQ(line.rfind("cpu0 ", 0), 0u) << line;
+      ASSERT_EQ(line.find("(undecodable)"), std::string::npos) << line;
+      const bool pair = line.find("; j") != std::string::npos;
+      instructions += pair ? 2 : 1;
+      fused_pairs += pair ? 1 : 0;
+      saw_syscall |= line.find("  syscall") != std::string::npos;
+    }
+  }
+  const size_t counted = r.err.find("instructions executed");
+  ASSERT_NE(counted, std::string::npos) << r.err;
+  const size_t number_start = r.err.rfind('\n', counted) + 1;
+  EXPECT_EQ(instructions,
+            std::stoull(r.err.substr(number_start, counted - number_start)) + exceptions);
+  EXPECT_GT(interrupts, 0u);  // minios is preempted by the PIT
+  EXPECT_EQ(exceptions, 2u);  // the two programs it kills: #PF and #GP
+  EXPECT_GT(fused_pairs, 0u);
+  EXPECT_TRUE(saw_syscall);
+}
+
+TEST_F(CliTest, TraceIsRefusedForTheKvmEngineAndAnUnwritablePathIsNamed) {
+  ProcessResult r = hv({"run", "--engine", "kvm", "--kernel", hello(), "--trace", "-"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_NE(r.err.find("--trace needs --engine emulate"), std::string::npos) << r.err;
+  const std::string bad = dir_ + "/missing-dir/trace.txt";
+  r = hv({"run", "--engine", "emulate", "--kernel", hello(), "--trace", bad});
+  EXPECT_EQ(r.exit_status, 16) << r.err;
+  EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace hv::test
