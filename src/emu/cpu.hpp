@@ -245,9 +245,10 @@ class Cpu {
   // the current mode; raises #GP/#SS.
   uint64_t linear_address(uint8_t segment, uint64_t offset, uint32_t size, Access access) {
     const SegmentCache& s = seg[segment];
-    if (long_mode() && seg[kCs].long_mode()) {
+    if (code_size_ == 8) {  // 64-bit code: long mode with CS.L
       uint64_t la = offset + ((segment >= kFs) ? s.base : 0);
-      if (!is_canonical(la) || !is_canonical(la + size - 1)) [[unlikely]] {
+      // Both ends canonical, in one comparison: la + 2^47 must stay below 2^48 - size + 1.
+      if ((la + (1ull << 47)) > (1ull << 48) - size) [[unlikely]] {
         raise_fault(segment == kSs ? kStackFault : kGeneralProtection, 0);
       }
       return la;

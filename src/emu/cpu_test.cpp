@@ -233,12 +233,28 @@ TEST_F(EmuCpuTest, StackPushPopUsesStackWidth) {
 
 TEST_F(EmuCpuTest, NonCanonicalAddressesFault) {
   enter_long_mode();
-  try {
-    cpu_.read<uint8_t>(kDs, 0x0000800000000000ull);
-    ADD_FAILURE() << "no fault";
-  } catch (const GuestFault& f) {
-    EXPECT_EQ(f.vector, kGeneralProtection);
-  }
+  // Vector of a read of `size` bytes at `la`: #GP when any byte is non-canonical, else #PF
+  // (nothing is mapped up there), with SS-relative accesses giving #SS instead of #GP.
+  auto vector_of = [&](uint8_t segment, uint64_t la, int size) {
+    try {
+      if (size == 1) {
+        cpu_.read<uint8_t>(segment, la);
+      } else {
+        cpu_.read<uint64_t>(segment, la);
+      }
+    } catch (const GuestFault& f) {
+      return static_cast<int>(f.vector);
+    }
+    return -1;
+  };
+  EXPECT_EQ(vector_of(kDs, 0x0000800000000000ull, 1), kGeneralProtection);
+  EXPECT_EQ(vector_of(kDs, 0x00007fffffffffffull, 1), kPageFault);
+  EXPECT_EQ(vector_of(kDs, 0x00007ffffffffff8ull, 8), kPageFault);
+  EXPECT_EQ(vector_of(kDs, 0x00007ffffffffff9ull, 8), kGeneralProtection);  // last byte crosses
+  EXPECT_EQ(vector_of(kDs, 0xffff800000000000ull, 8), kPageFault);
+  EXPECT_EQ(vector_of(kDs, 0xffff7ffffffffff8ull, 8), kGeneralProtection);
+  EXPECT_EQ(vector_of(kDs, 0xfffffffffffffff8ull, 8), kPageFault);
+  EXPECT_EQ(vector_of(kSs, 0x0000800000000000ull, 1), kStackFault);
 }
 
 }  // namespace

@@ -65,6 +65,7 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   [[gnu::always_inline]] inline Block& next_block();
   Block& lookup_block(Block* previous, uint64_t linear, uint64_t epoch);
   void report_crash(const std::string& reason);
+  uint64_t retired_before_fault() const;
   void sleep_until_signalled();
 
   EmuEngine& engine_;
@@ -81,8 +82,10 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   std::condition_variable sleep_cv_;
   Block* previous_ = nullptr;  // the block that just ran, for chaining
   uint64_t previous_epoch_ = 0;
-  const Insn* block_start_ = nullptr;  // for counting the instructions before a fault
-  const Insn* current_ = nullptr;
+  // The running block and the RIP it started at: a fault counts the instructions before the
+  // faulting one (the one at cpu_.rip) from these.
+  const Block* running_ = nullptr;
+  uint64_t running_rip_ = 0;
   uint64_t interrupts_delivered_ = 0;
   uint64_t exceptions_delivered_ = 0;
 };
@@ -134,6 +137,25 @@ bool EmuVcpu::service_events() {
     interrupts_possible_ = true;
   }
   return true;
+}
+
+uint64_t EmuVcpu::retired_before_fault() const {
+  if (running_ == nullptr) {
+    return 0;
+  }
+  // Instructions of a block lie at distinct offsets (a block never crosses a page), so the
+  // faulting one is found by walking the lengths from the block's start.
+  // Only a block's last instruction may move RIP itself before faulting (far transfers): when
+  // no start matches, that one faulted.
+  uint64_t rip = running_rip_;
+  const size_t size = running_->insns.size();
+  for (size_t i = 0; i < size; ++i) {
+    if (rip == cpu_.rip) {
+      return i;
+    }
+    rip = (rip + running_->insns[i].length) & running_->rip_mask;
+  }
+  return size - 1;
 }
 
 void EmuVcpu::report_crash(const std::string& reason) {
@@ -193,7 +215,8 @@ void EmuVcpu::run_blocks() {
     // the ones before it (see run()).
     const Insn* insn = block->insns.data();
     const Insn* const end = insn + block->insns.size();
-    block_start_ = insn;
+    running_ = block;
+    running_rip_ = rip;
     // Each position in a block has its own indirect call site (the steps below are not a loop):
     // a block's n-th instruction is nearly always the same handler, so the host's branch
     // predictor gets each site right, where one shared call site would mispredict constantly.
@@ -201,7 +224,6 @@ void EmuVcpu::run_blocks() {
   if (insn == end) {                                  \
     goto done;                                        \
   }                                                   \
-  current_ = insn;                                    \
   cpu_.rip = rip;                                     \
   if constexpr (Traced) {                             \
     engine_.tracer_->instruction(cpu_, insn->length); \
@@ -218,7 +240,7 @@ void EmuVcpu::run_blocks() {
 #undef HV_EMU_STEP
   done:
     cpu_.instructions_retired += block->instruction_count;
-    current_ = block_start_;  // a fault while finding the next block retires nothing more
+    running_ = nullptr;  // a fault while finding the next block retires nothing more
     cpu_.rip = rip;
     previous_ = block;
     previous_epoch_ = cpu_.translation_epoch();
@@ -260,7 +282,7 @@ void EmuVcpu::run() {
         run_blocks<false>();
       }
     } catch (const GuestFault& fault) {
-      cpu_.instructions_retired += static_cast<uint64_t>(current_ - block_start_);
+      cpu_.instructions_retired += retired_before_fault();
       ++exceptions_delivered_;
       deliver(fault.vector, fault.has_error_code, fault.error_code, false);
       if (cpu_.triple_faulted) {
