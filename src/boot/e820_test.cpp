@@ -20,7 +20,7 @@ TEST(E820Map, SmallGuest) {
   ASSERT_EQ(map.size(), 4u);
   expect_entry(map[0], 0, 0x9fc00, kE820Ram);
   expect_entry(map[1], 0x9fc00, 0x400, kE820Reserved);
-  expect_entry(map[2], 0xf0000, 0x10000, kE820Reserved);
+  expect_entry(map[2], 0xe0000, 0x20000, kE820Reserved);
   expect_entry(map[3], 0x100000, 63 * kMiB, kE820Ram);
 }
 
@@ -30,7 +30,7 @@ TEST(E820Map, GuestAbove3GiBSplitsAroundThe32BitHole) {
   ASSERT_EQ(map.size(), 5u);
   expect_entry(map[0], 0, 0x9fc00, kE820Ram);
   expect_entry(map[1], 0x9fc00, 0x400, kE820Reserved);
-  expect_entry(map[2], 0xf0000, 0x10000, kE820Reserved);
+  expect_entry(map[2], 0xe0000, 0x20000, kE820Reserved);
   expect_entry(map[3], 0x100000, 0xc0000000 - 0x100000, kE820Ram);
   expect_entry(map[4], 0x100000000, 2 * kGiB, kE820Ram);
 }
@@ -48,7 +48,7 @@ TEST(E820Map, GuestBelow1MiBHasOnlyConventionalMemory) {
   ASSERT_EQ(map.size(), 3u);
   expect_entry(map[0], 0, 0x80000, kE820Ram);
   expect_entry(map[1], 0x9fc00, 0x400, kE820Reserved);
-  expect_entry(map[2], 0xf0000, 0x10000, kE820Reserved);
+  expect_entry(map[2], 0xe0000, 0x20000, kE820Reserved);
 }
 
 }  // namespace

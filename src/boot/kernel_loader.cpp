@@ -1,6 +1,7 @@
 // Format detection and dispatch to the loader of each format.
 #include "boot/kernel_loader.hpp"
 
+#include "boot/acpi.hpp"
 #include "boot/elf_loader.hpp"
 #include "boot/flat_loader.hpp"
 #include "boot/layout.hpp"
@@ -101,6 +102,12 @@ Result<BootPlan> load_kernel(GuestMemory& memory, const BootConfig& config) {
   const bool has_ebda = memory.contains(layout::kEbdaStart, layout::kEbdaSize);
   if (format != KernelFormat::Flat || has_ebda || config.cpu_count > 1) {
     HV_TRY(write_mp_table(memory, config.cpu_count));
+  }
+  // Kernels without MP table support (Linux without CONFIG_X86_MPPARSE) find their CPUs, the
+  // IOAPIC, the PM timer and power-off only here. A flat binary in a guest too small for the
+  // area goes without, as without the MP table.
+  if (has_acpi_area(memory)) {
+    HV_TRY(write_acpi_tables(memory, config.cpu_count));
   }
   return plan;
 }

@@ -56,11 +56,11 @@ struct BootPlan {
 Result<KernelFormat> detect_kernel_format(std::span<const uint8_t> image,
                                           std::string_view path = "kernel");
 
-// Loads the kernel (and initrds/modules), writes the boot tables the format needs and the MP
-// table for config.cpu_count vCPUs (skipped for a flat binary in a guest too small to hold the
-// EBDA when there is one vCPU), and returns the bootstrap CPU's initial state. A forced format is
-// validated like a detected one. The cmdline is ignored by ELF and flat kernels; initrds are an
-// error for them.
+// Loads the kernel (and initrds/modules), writes the boot tables the format needs, the MP table
+// for config.cpu_count vCPUs (skipped for a flat binary in a guest too small to hold the EBDA
+// when there is one vCPU) and the ACPI tables (skipped when guest RAM does not reach their area
+// at 0xe0000), and returns the bootstrap CPU's initial state. A forced format is validated like
+// a detected one. The cmdline is ignored by ELF and flat kernels; initrds are an error for them.
 Result<BootPlan> load_kernel(GuestMemory& memory, const BootConfig& config);
 
 }  // namespace hv

@@ -10,7 +10,10 @@
 //   0x09000 - 0x0efff  identity page tables (PML4, PDPT, four page directories)
 //   0x20000 - 0x2ffff  Linux command line
 //   0x9fc00 - 0x9ffff  EBDA: MP floating pointer and MP configuration table
+//   0xe0000 - 0xeffff  ACPI tables, the RSDP first (OSes scan 0xe0000-0xfffff for it)
 //   0xf0000 - 0xfffff  system BIOS area: MP configuration table when it outgrows the EBDA
+//
+// 0xe0000 - 0xfffff is reserved in e820 as a whole.
 //
 // Protected- and long-mode kernels may not load below kBootDataEnd nor into [kEbdaStart, 1 MiB).
 #pragma once
@@ -35,10 +38,13 @@ constexpr uint64_t kCmdlineMax = 0x10000;
 constexpr uint64_t kEbdaStart = 0x9fc00;  // MP table lives here (reserved in e820)
 constexpr uint64_t kEbdaSize = 0x400;
 constexpr uint64_t kLegacyHoleStart = 0xa0000;
-constexpr uint64_t kBiosAreaStart = 0xf0000;           // system BIOS area, reserved in e820
-constexpr uint64_t kMpTableOverflow = kBiosAreaStart;  // MP table too large for the EBDA
-constexpr uint64_t kHighMemoryStart = 0x100000;        // 1 MiB: where kernels load
+constexpr uint64_t kBiosAreaStart = 0xe0000;      // BIOS areas up to 1 MiB, reserved in e820
+constexpr uint64_t kAcpiTables = kBiosAreaStart;  // RSDP and the tables it leads to (64 KiB)
+constexpr uint64_t kAcpiTablesSize = 0x10000;
+constexpr uint64_t kMpTableOverflow = 0xf0000;   // MP table too large for the EBDA
+constexpr uint64_t kHighMemoryStart = 0x100000;  // 1 MiB: where kernels load
 constexpr uint64_t kDefaultFlatLoadAddress = 0x7c00;
+static_assert(kAcpiTables + kAcpiTablesSize <= kMpTableOverflow, "ACPI and MP tables overlap");
 
 // Fixed MMIO addresses of the x86 interrupt controllers.
 constexpr uint64_t kIoApicBase = 0xfec0'0000;

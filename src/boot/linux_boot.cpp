@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "boot/acpi.hpp"
 #include "boot/boot_cpu_state.hpp"
 #include "boot/image_bytes.hpp"
 #include "boot/layout.hpp"
@@ -188,6 +189,11 @@ Result<BootPlan> load_linux_kernel(GuestMemory& memory, const BootConfig& config
     const BootE820Entry entry{map[i].address, map[i].size, map[i].type};
     std::memcpy(boot_params.data() + zero_page::kE820Table + i * sizeof(BootE820Entry), &entry,
                 sizeof(entry));
+  }
+  // load_kernel writes the ACPI tables on the same condition. Kernels that predate the field
+  // ignore it and find the RSDP by scanning the BIOS area, where it also is.
+  if (has_acpi_area(memory)) {
+    store_le<uint64_t>(boot_params, zero_page::kAcpiRsdpAddr, acpi::kRsdpAddress);
   }
 
   HV_TRY(memory.write(kLinuxLoadAddress, payload));

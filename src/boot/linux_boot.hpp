@@ -15,6 +15,7 @@ namespace hv::boot {
 
 // Offsets in the image and in struct boot_params (the zero page), which share the setup header.
 namespace zero_page {
+constexpr uint64_t kAcpiRsdpAddr = 0x070;  // u64, read by Linux 5.0+ (boot protocol 2.14+)
 constexpr uint64_t kExtRamdiskImage = 0x0c0;
 constexpr uint64_t kExtRamdiskSize = 0x0c4;
 constexpr uint64_t kExtCmdLinePtr = 0x0c8;

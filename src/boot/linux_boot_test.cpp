@@ -83,7 +83,7 @@ TEST(LinuxBoot, ZeroPageHoldsTheE820Map) {
     uint32_t type;
   };
   const Expected expected[] = {
-      {0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0xf0000, 0x10000, 2}, {0x100000, 63 * kMiB, 1}};
+      {0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0xe0000, 0x20000, 2}, {0x100000, 63 * kMiB, 1}};
   for (uint64_t i = 0; i < 4; ++i) {
     const uint64_t entry = 0x2d0 + i * 20;
     EXPECT_EQ(zero_page_field<uint64_t>(memory, entry), expected[i].address) << i;

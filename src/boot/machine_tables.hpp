@@ -17,8 +17,9 @@ struct E820Entry {
 constexpr uint32_t kE820Ram = 1;
 constexpr uint32_t kE820Reserved = 2;
 
-// The PC memory map of this guest: low RAM, EBDA and BIOS area reserved, RAM from 1 MiB, RAM
-// above 4 GiB when the guest is larger than the 32-bit hole allows.
+// The PC memory map of this guest: low RAM, the EBDA and the BIOS area (0xe0000-0xfffff: ACPI
+// tables, MP table overflow) reserved, RAM from 1 MiB, RAM above 4 GiB when the guest is larger
+// than the 32-bit hole allows.
 std::vector<E820Entry> e820_map(const GuestMemory& memory);
 
 // The MP floating pointer (16 bytes) always sits at the start of the 1 KiB EBDA. The

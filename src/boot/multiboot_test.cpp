@@ -195,7 +195,7 @@ TEST(Multiboot, InfoBlockDescribesMemoryAndCommandLine) {
     uint32_t type;
   };
   const Expected expected[] = {
-      {0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0xf0000, 0x10000, 2}, {0x100000, 63 * kMiB, 1}};
+      {0, 0x9fc00, 1}, {0x9fc00, 0x400, 2}, {0xe0000, 0x20000, 2}, {0x100000, 63 * kMiB, 1}};
   for (uint32_t i = 0; i < 4; ++i) {
     const uint64_t entry = info.mmap_addr + i * 24;
     EXPECT_EQ(peek<uint32_t>(memory, entry), 20u);

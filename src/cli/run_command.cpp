@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <charconv>
+#include <cstdlib>
 
 #include "common/size.hpp"
 #include "vmm/vm_runner.hpp"
@@ -13,12 +16,18 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command
       .add_option("--engine", o.engine,
                   "CPU engine: kvm (hardware-assisted) or emulate (software CPU)")
-      ->capture_default_str();
-  command.add_option("--kernel", o.kernel, "kernel image: ELF, multiboot, bzImage or flat binary")
-      ->required();
+      ->capture_default_str()
+      ->each([&o](const std::string&) { o.engine_given = true; });
+  command.add_option("--kernel", o.kernel, "kernel image: ELF, multiboot, bzImage or flat binary");
+  command.add_option("--demo", o.demo,
+                     "linux: boot Debian's cloud kernel and hv's busybox initramfs from the image "
+                     "cache (guests/linux/build-images.sh) on the software CPU, no other argument "
+                     "needed");
   command.add_option("--initrd", o.initrds,
                      "initial ramdisk (Linux); multiboot: a module, may be repeated");
-  command.add_option("--cmdline", o.cmdline, "kernel command line");
+  command.add_option("--cmdline", o.cmdline, "kernel command line")->each([&o](const std::string&) {
+    o.cmdline_given = true;
+  });
   command.add_option("--memory,-m", o.memory, "guest RAM, e.g. 256M or 2G")->capture_default_str();
   command.add_option("--cpus", o.cpus, "number of vCPUs")->capture_default_str();
   command.add_option("--format", o.format, "kernel format: auto, multiboot, elf, linux, flat")
@@ -34,6 +43,11 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command.add_option("--trace", o.trace_path,
                      "emulator: write every executed instruction (disassembled) and every "
                      "interrupt/exception to FILE ('-' for stderr)");
+  command.add_option("--profile", o.profile_path,
+                     "emulator: sample the guest's code address every millisecond and write the "
+                     "counts to FILE (bench/linux_profile.sh names the kernel functions)");
+  command.add_flag("--no-reboot", o.no_reboot,
+                   "exit (status 0) when the guest resets instead of restarting it");
 }
 
 namespace {
@@ -53,7 +67,50 @@ Result<uint64_t> parse_address(const std::string& text) {
   return value;
 }
 
-Result<VmConfig> to_config(const RunOptions& o) {
+// Where guests/linux/build-images.sh leaves Debian's kernel and hv's initramfs.
+std::string linux_image_cache() {
+  if (const char* cache = std::getenv("HV_CACHE"); cache != nullptr && *cache != 0) {
+    return std::string(cache) + "/linux";
+  }
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr && *home != 0 ? home : "/root") + "/.cache/hv/linux";
+}
+
+Status apply_demo(RunOptions& o) {
+  if (o.demo.empty()) {
+    if (o.kernel.empty()) {
+      return make_error(ExitStatus::Usage, "--kernel is required (or --demo linux)");
+    }
+    return {};
+  }
+  if (o.demo != "linux") {
+    return make_error(ExitStatus::Usage, "unknown demo '{}' (available: linux)", o.demo);
+  }
+  if (!o.kernel.empty() || !o.initrds.empty()) {
+    return make_error(ExitStatus::Usage, "--demo linux brings its own kernel and initrd");
+  }
+  const std::string cache = linux_image_cache();
+  o.kernel = cache + "/vmlinuz";
+  o.initrds = {cache + "/initrd.img"};
+  if (::access(o.kernel.c_str(), R_OK) != 0 || ::access(o.initrds[0].c_str(), R_OK) != 0) {
+    return make_error(ExitStatus::FileMissing,
+                      "the Linux demo images are not in {}: build them with "
+                      "guests/linux/build-images.sh",
+                      cache);
+  }
+  if (!o.cmdline_given) {
+    o.cmdline = "console=ttyS0";
+  }
+  // Debian's kernel needs hardware virtualization to boot on the KVM engine; the software CPU
+  // boots it anywhere.
+  if (!o.engine_given) {
+    o.engine = "emulate";
+  }
+  return {};
+}
+
+Result<VmConfig> to_config(RunOptions o) {
+  HV_TRY(apply_demo(o));
   VmConfig c;
   c.engine = o.engine;
   c.kernel_path = o.kernel;
@@ -71,6 +128,8 @@ Result<VmConfig> to_config(const RunOptions& o) {
   }
   c.trace_exits = o.trace_exits;
   c.trace_path = o.trace_path;
+  c.profile_path = o.profile_path;
+  c.restart_on_reset = !o.no_reboot;
   return c;
 }
 
@@ -131,7 +190,7 @@ int run_command(const RunOptions& options) {
       }
       break;
     case StopKind::Reset:
-      fmt::print(stderr, "hv: {}; exiting\n", reason.message);
+      fmt::print(stderr, "hv: {}; exiting (--no-reboot)\n", reason.message);
       break;
     case StopKind::GuestCrash:
       fmt::print(stderr, "hv: guest crashed: {}\n", reason.message);

@@ -19,6 +19,11 @@ struct RunOptions {
   double timeout_seconds = 0;
   bool trace_exits = false;
   std::string trace_path;
+  std::string profile_path;
+  bool no_reboot = false;
+  std::string demo;           // "linux": Debian's kernel and hv's initramfs from the image cache
+  bool engine_given = false;  // set by the parser when --engine was on the command line
+  bool cmdline_given = false;
 };
 
 void add_run_options(CLI::App& command, RunOptions& options);

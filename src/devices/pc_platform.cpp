@@ -34,11 +34,18 @@ Status install_pc_devices(Machine& machine, CharSink* console_output, PcDevices*
   HV_TRY(pio.add(pc::kQemuPm1aControl, devices.pm1a_control->width(), devices.pm1a_control));
   HV_TRY(pio.add(pc::kBochsPm1aControl, devices.pm1a_control->width(), devices.pm1a_control));
 
+  devices.pm1a_event =
+      machine.own(std::make_unique<AcpiPmRegisters>(AcpiPmRegisters::Kind::Pm1aEvent));
+  HV_TRY(pio.add(pc::kAcpiPm1aEvent, AcpiPmRegisters::kWidth, devices.pm1a_event));
+  devices.pm_timer = machine.own(std::make_unique<AcpiPmRegisters>(AcpiPmRegisters::Kind::PmTimer));
+  HV_TRY(pio.add(pc::kAcpiPmTimer, AcpiPmRegisters::kWidth, devices.pm_timer));
+
   devices.reset_control =
       machine.own(std::make_unique<PowerControl>(stop, PowerControl::Kind::ResetControl));
   HV_TRY(pio.add(pc::kResetControl, devices.reset_control->width(), devices.reset_control));
 
-  devices.pci_host = machine.own(std::make_unique<PciHostBridge>());
+  devices.pci_bus = machine.own(std::make_unique<PciBus>());
+  devices.pci_host = machine.own(std::make_unique<PciHostBridge>(devices.pci_bus));
   HV_TRY(pio.add(pc::kPciConfigAddress, 1, devices.pci_host));
   HV_TRY(pio.add(
       pc::kPciConfigData, PciHostBridge::kDataWidth,

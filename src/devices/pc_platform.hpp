@@ -4,11 +4,14 @@
 // kernel; the emulator engine will register its own.
 #pragma once
 
+#include "boot/acpi.hpp"
 #include "common/error.hpp"
+#include "devices/acpi_pm.hpp"
 #include "devices/char_sink.hpp"
 #include "devices/cmos_rtc.hpp"
 #include "devices/debug_exit.hpp"
 #include "devices/i8042.hpp"
+#include "devices/pci_bus.hpp"
 #include "devices/pci_host.hpp"
 #include "devices/post_code.hpp"
 #include "devices/power_control.hpp"
@@ -26,10 +29,13 @@ constexpr uint64_t kPostCode = 0x80;
 constexpr uint64_t kAlternatePostCode = 0xed;  // Linux's io_delay=0xed
 constexpr uint64_t kDebugExit = 0xf4;
 constexpr uint64_t kCom1 = 0x3f8;
-constexpr uint64_t kQemuPm1aControl = 0x604;
+// The ACPI PM block, at the ports the FADT announces (boot/acpi.hpp).
+constexpr uint64_t kAcpiPm1aEvent = acpi::kPm1aEventBlock;
+constexpr uint64_t kQemuPm1aControl = acpi::kPm1aControlBlock;
+constexpr uint64_t kAcpiPmTimer = acpi::kPmTimerBlock;
 constexpr uint64_t kBochsPm1aControl = 0xb004;
 constexpr uint64_t kPciConfigAddress = 0xcf8;
-constexpr uint64_t kResetControl = 0xcf9;
+constexpr uint64_t kResetControl = acpi::kResetRegister;
 constexpr uint64_t kPciConfigData = 0xcfc;
 
 constexpr uint32_t kKeyboardIrq = 1;
@@ -44,8 +50,11 @@ struct PcDevices {
   CmosRtc* rtc = nullptr;
   I8042* i8042 = nullptr;
   DebugExit* debug_exit = nullptr;
+  AcpiPmRegisters* pm1a_event = nullptr;  // 0x600
   PowerControl* pm1a_control = nullptr;   // 0x604 and 0xb004
+  AcpiPmRegisters* pm_timer = nullptr;    // 0x608
   PowerControl* reset_control = nullptr;  // 0xcf9
+  PciBus* pci_bus = nullptr;              // plug PCI devices here
   PciHostBridge* pci_host = nullptr;
   PostCodePort* post_code = nullptr;  // 0x80 and 0xed
 };

@@ -49,6 +49,12 @@ TEST_F(PcPlatformTest, EveryPortIsRegistered) {
   for (uint64_t port = 0xf4; port <= 0xf7; ++port) {
     EXPECT_EQ(device_at(port), "debug-exit") << port;
   }
+  for (uint64_t port = 0x600; port <= 0x603; ++port) {
+    EXPECT_EQ(device_at(port), "acpi-pm1a-event") << port;
+  }
+  for (uint64_t port = 0x608; port <= 0x60b; ++port) {
+    EXPECT_EQ(device_at(port), "acpi-pm-timer") << port;
+  }
   EXPECT_EQ(device_at(0x604), "acpi-pm1a-control");
   EXPECT_EQ(device_at(0x605), "acpi-pm1a-control");
   EXPECT_EQ(device_at(0xb004), "acpi-pm1a-control");
@@ -59,11 +65,11 @@ TEST_F(PcPlatformTest, EveryPortIsRegistered) {
     EXPECT_EQ(device_at(port), "pci-host-bridge") << port;
   }
   // Left to the engine: PICs, PIT, speaker port; and nothing leaks onto neighbours.
-  for (uint64_t port : {0x20, 0x21, 0x40, 0x43, 0x61, 0x62, 0x63, 0x65, 0x72, 0x81, 0xa0, 0xa1,
-                        0xf8, 0x3f7, 0x400, 0x606, 0xcfa, 0xcfb, 0xd00}) {
+  for (uint64_t port : {0x20, 0x21, 0x40,  0x43,  0x61,  0x62,  0x63,  0x65,  0x72,  0x81, 0xa0,
+                        0xa1, 0xf8, 0x3f7, 0x400, 0x5ff, 0x606, 0x60c, 0xcfa, 0xcfb, 0xd00}) {
     EXPECT_EQ(device_at(port), "") << std::hex << port;
   }
-  EXPECT_EQ(vm_.pio().mappings().size(), 12u);
+  EXPECT_EQ(vm_.pio().mappings().size(), 14u);
 }
 
 TEST_F(PcPlatformTest, SecondInstallOverlapsAndFails) {
@@ -71,7 +77,7 @@ TEST_F(PcPlatformTest, SecondInstallOverlapsAndFails) {
   Status status = install_pc_devices(*vm_.machine, &console_, &second);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.error().message.find("overlaps"), std::string::npos) << status.error().message;
-  EXPECT_EQ(vm_.pio().mappings().size(), 12u);
+  EXPECT_EQ(vm_.pio().mappings().size(), 14u);
   EXPECT_EQ(device_at(0x3f8), "serial-16550");
 }
 
@@ -101,10 +107,13 @@ TEST_F(PcPlatformTest, CmosReportsTheMachinesMemory) {
   EXPECT_EQ(vm_.inb(0x71), 0x04);  // 2 MiB machine: 1024 KiB above 1 MiB
 }
 
-TEST_F(PcPlatformTest, PciProbeSeesAnEmptyBus) {
+TEST_F(PcPlatformTest, PciProbeSeesTheHostBridgeAlone) {
   vm_.outl(0xcf8, 0x8000'0000);
   EXPECT_EQ(vm_.inl(0xcf8), 0x8000'0000u);
-  EXPECT_EQ(vm_.inl(0xcfc), 0xffff'ffffu);
+  EXPECT_EQ(vm_.inl(0xcfc), 0x1237'8086u);  // 00:00.0, the i440FX host bridge
+  vm_.outl(0xcf8, 0x8000'0800);
+  EXPECT_EQ(vm_.inl(0xcfc), 0xffff'ffffu);  // 00:01.0, empty
+  vm_.outl(0xcf8, 0x8000'0000);
   // A byte at 0xcf9 is the reset control register, not CONFIG_ADDRESS.
   vm_.outb(0xcf9, 0x02);
   EXPECT_EQ(vm_.inb(0xcf9), 0x02);

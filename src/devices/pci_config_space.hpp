@@ -1,6 +1,5 @@
-// Where the PCI host bridge finds the configuration space of PCI functions. hv has no PCI
-// functions yet, so nothing implements this; a later device registry plugs in here without
-// touching the host bridge.
+// Where the PCI host bridge finds the configuration space of PCI functions: PciBus (bus 0 with
+// the host bridge function and the devices plugged into it) implements it.
 #pragma once
 
 #include <cstdint>

@@ -33,7 +33,7 @@ bool is_near_branch(const Insn& insn) {
 }  // namespace
 
 Block& BlockCache::lookup_slow(Cpu& cpu, uint64_t linear, uint64_t physical, uint64_t key) {
-  Block*& slot = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
+  Block*& slot = recent_[recent_index(physical)];
   auto it = blocks_.find(key);
   if (it == blocks_.end() || !valid(*it->second)) {
     std::unique_ptr<Block> block = decode(cpu, linear, physical, key);

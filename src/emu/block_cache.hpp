@@ -51,7 +51,7 @@ class BlockCache {
         cpu.code_physical_address(cpu.code_size() == 8 ? linear : (linear & 0xffffffff));
     // The code size is part of the key: the same bytes decode differently in 16/32/64-bit code.
     const uint64_t key = physical | (static_cast<uint64_t>(cpu.code_size()) << 56);
-    Block* block = recent_[(physical ^ (physical >> 12)) & (recent_.size() - 1)];
+    Block* block = recent_[recent_index(physical)];
     if (block != nullptr && block->key == key && valid(*block)) [[likely]] {
       return *block;
     }
@@ -76,7 +76,13 @@ class BlockCache {
 
   CodePages& pages_;
   Decoder decoder16_{2}, decoder32_{4}, decoder64_{8};
-  std::array<Block*, 4096> recent_{};  // direct-mapped front of the map below
+  // Direct-mapped front of the map below, large enough for the working set of a Linux kernel's
+  // boot (some 80,000 blocks in all, a few thousand hot at a time).
+  static constexpr unsigned kRecentBits = 15;
+  static size_t recent_index(uint64_t physical) {
+    return (physical * 0x9e3779b97f4a7c15ull) >> (64 - kRecentBits);  // Fibonacci hashing
+  }
+  std::array<Block*, size_t{1} << kRecentBits> recent_{};
   std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
   uint64_t blocks_decoded_ = 0;
 };

@@ -135,7 +135,9 @@ struct Msrs {
   uint64_t pat = 0x0007040600070406ull;
   uint64_t apic_base = 0xfee00900;  // enabled, BSP; cleared BSP bit for APs
   uint64_t misc_enable = 1;         // fast strings
-  uint64_t tsc_offset = 0;          // guest TSC = host-derived TSC + offset
+  uint64_t spec_ctrl = 0;
+  uint64_t tsc_offset = 0;  // guest TSC = host-derived TSC + offset
+  uint64_t tsc_adjust = 0;  // IA32_TSC_ADJUST: what software added to the TSC
 };
 
 class Cpu {

@@ -86,7 +86,12 @@ CpuidResult cpuid(uint32_t leaf, uint32_t subleaf, uint32_t cpu_index, uint32_t 
       r = cache_leaf(subleaf, cpu_count);
       break;
     case 7:
-      break;  // no structured extended features (no SMEP/SMAP/FSGSBASE/BMI/ERMS)
+      // Otherwise no structured extended features (no SMEP/SMAP/FSGSBASE/BMI/ERMS).
+      if (subleaf == 0) {
+        r.ebx = kTscAdjust;
+        r.edx = kSpecCtrl | kArchCapabilities;
+      }
+      break;
     case 0xb: {
       // One package of cpu_count cores, one thread each. x2APIC ID = APIC ID = cpu index.
       const uint32_t core_bits = std::bit_width(cpu_count - 1);

@@ -28,9 +28,31 @@ constexpr uint32_t kCx16 = 1u << 13, kMovbe = 1u << 22, kPopcnt = 1u << 23, kHyp
 constexpr uint32_t kSyscall = 1u << 11, kNx = 1u << 20, kPage1G = 1u << 26, kRdtscp = 1u << 27,
                    kLm = 1u << 29;
 constexpr uint32_t kLahfLm = 1u << 0;
+// Leaf 7 EBX: the TSC_ADJUST MSR. With the invariant TSC it tells Linux the TSC is reliable
+// enough to run without the clocksource watchdog, which would otherwise compare it against
+// jiffies early in boot and, on a loaded host where timer ticks are late, declare it unstable.
+constexpr uint32_t kTscAdjust = 1u << 1;
+// Leaf 7 EDX: IBRS/IBPB (SPEC_CTRL and PRED_CMD MSRs) and the ARCH_CAPABILITIES MSR.
+constexpr uint32_t kSpecCtrl = 1u << 26, kArchCapabilities = 1u << 29;
 // Leaf 0x80000007 EDX.
 constexpr uint32_t kInvariantTsc = 1u << 8;
 }  // namespace cpuid_bits
+
+// IA32_ARCH_CAPABILITIES. An interpreter has no speculative execution, no shared fill or store
+// buffers and no branch predictor to poison, so it is immune to every attack the MSR has a
+// "not affected" bit for, and IBRS is trivially always on (IBRS_ALL). Saying so spares guests the
+// mitigations that cost most in emulation: page-table isolation (a TLB flush at every kernel
+// entry), retpolines and return thunks, buffer clearing on every return to user space.
+namespace arch_capabilities {
+constexpr uint64_t kRdclNo = 1ull << 0, kIbrsAll = 1ull << 1, kSsbNo = 1ull << 4,
+                   kMdsNo = 1ull << 5, kPschangeMcNo = 1ull << 6, kTaaNo = 1ull << 8,
+                   kSbdrSsdpNo = 1ull << 13, kFbsdpNo = 1ull << 14, kPsdpNo = 1ull << 15,
+                   kBhiNo = 1ull << 20, kPbrsbNo = 1ull << 24, kGdsNo = 1ull << 26,
+                   kRfdsNo = 1ull << 27, kItsNo = 1ull << 62;
+constexpr uint64_t kValue = kRdclNo | kIbrsAll | kSsbNo | kMdsNo | kPschangeMcNo | kTaaNo |
+                            kSbdrSsdpNo | kFbsdpNo | kPsdpNo | kBhiNo | kPbrsbNo | kGdsNo |
+                            kRfdsNo | kItsNo;
+}  // namespace arch_capabilities
 
 struct CpuidResult {
   uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;

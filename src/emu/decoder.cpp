@@ -159,6 +159,11 @@ Decoder::Decoder(uint8_t code_size) : code_size_(code_size) {
                                 : code_size == 4 ? ZYDIS_STACK_WIDTH_32
                                                  : ZYDIS_STACK_WIDTH_16;
   ZydisDecoderInit(&decoder_, mode, stack);
+  // The CPU model advertises neither MPX nor CET, and on such CPUs their encodings (ENDBR64 at
+  // the top of every function of a CET-built program, BNDMOV, RDSSP ...) are the reserved NOPs
+  // of 0F 18-1F. Zydis decodes them as NOP once these modes are off.
+  ZydisDecoderEnableMode(&decoder_, ZYDIS_DECODER_MODE_MPX, ZYAN_FALSE);
+  ZydisDecoderEnableMode(&decoder_, ZYDIS_DECODER_MODE_CET, ZYAN_FALSE);
 }
 
 bool Decoder::decode(std::span<const uint8_t> bytes, Insn& insn) const {

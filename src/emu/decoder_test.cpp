@@ -73,6 +73,23 @@ TEST(Decoder, SameBytesDecodeByMode) {
   EXPECT_EQ(decode(4, {0xb8, 0x78, 0x56, 0x34, 0x12}).operand_size, 4);
 }
 
+TEST(Decoder, CetAndMpxEncodingsAreTheReservedNops) {
+  // Without CET and MPX advertised these run as NOPs of their full length, as on such CPUs.
+  const std::vector<std::vector<uint8_t>> nops = {
+      {0xf3, 0x0f, 0x1e, 0xfa},        // endbr64
+      {0xf3, 0x0f, 0x1e, 0xfb},        // endbr32
+      {0xf3, 0x48, 0x0f, 0x1e, 0xc8},  // rdsspq rax
+      {0x66, 0x0f, 0x1b, 0x04, 0x24},  // bndmov [rsp], bnd0
+      {0xf2, 0x0f, 0x1a, 0xc0},        // bndcu bnd0, rax
+  };
+  for (const auto& bytes : nops) {
+    Insn insn = decode(8, bytes);
+    EXPECT_EQ(insn.mnemonic, ZYDIS_MNEMONIC_NOP) << "first byte " << int(bytes[0]);
+    EXPECT_EQ(insn.length, bytes.size());
+    EXPECT_NE(insn.handler, &invalid_opcode);
+  }
+}
+
 TEST(Decoder, InvalidBytesGiveTheInvalidOpcodeHandler) {
   Insn insn;
   std::vector<uint8_t> bytes = {0x0f, 0x0b};  // ud2 is valid; use a truncated instruction

@@ -19,8 +19,19 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
     // Application processors sleep until the BSP sends them INIT and STARTUP.
     waiting_for_sipi_ = index != 0;
     apic.set_cpu_signals(this);
+    if (engine.profiler_) {
+      profile_ = &engine.profiler_->add_vcpu([this] {
+        sample_due_.store(true, std::memory_order_relaxed);
+        attention_.store(true, std::memory_order_release);  // no wake-up: a sleeper answers later
+      });
+    }
   }
-  ~EmuVcpu() override { apic_->set_cpu_signals(nullptr); }
+  ~EmuVcpu() override {
+    if (profile_ != nullptr) {
+      engine_.profiler_->stop();  // its sampler calls into this vCPU
+    }
+    apic_->set_cpu_signals(nullptr);
+  }
 
   uint32_t index() const override { return cpu_.index(); }
   Result<CpuState> state() override { return cpu_.save_state(); }
@@ -88,6 +99,8 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
   uint64_t running_rip_ = 0;
   uint64_t interrupts_delivered_ = 0;
   uint64_t exceptions_delivered_ = 0;
+  Profiler::Slot* profile_ = nullptr;
+  std::atomic<bool> sample_due_{false};
 };
 
 void EmuVcpu::sleep_until_signalled() {
@@ -97,6 +110,9 @@ void EmuVcpu::sleep_until_signalled() {
 
 bool EmuVcpu::service_events() {
   attention_.store(false, std::memory_order_relaxed);
+  if (profile_ != nullptr && sample_due_.exchange(false, std::memory_order_relaxed)) {
+    Profiler::record(*profile_, cpu_.seg[kCs].base + cpu_.rip);
+  }
   previous_ = nullptr;  // an event may redirect execution: no chaining across it
   if (engine_.machine_.stop().stopping()) {
     return false;
@@ -255,6 +271,9 @@ void EmuVcpu::run_blocks() {
 
 void EmuVcpu::run() {
   StopControl& stop = engine_.machine_.stop();
+  if (profile_ != nullptr) {
+    engine_.profiler_->start();  // every vCPU exists once they run
+  }
   while (!stop.stopping()) {
     if (attention_.load(std::memory_order_acquire) || interrupts_possible_) {
       // Event delivery handles faults it meets itself (double fault, then triple fault): it
@@ -308,6 +327,9 @@ Result<std::unique_ptr<EmuEngine>> EmuEngine::create(Machine& machine, const Emu
   std::unique_ptr<EmuEngine> engine(new EmuEngine(machine));
   if (!options.trace_path.empty()) {
     engine->tracer_ = HV_TRY(Tracer::open(options.trace_path));
+  }
+  if (!options.profile_path.empty()) {
+    engine->profiler_ = HV_TRY(Profiler::open(options.profile_path));
   }
   std::vector<CpuSignals*> signals(machine.config().cpu_count, nullptr);
   engine->router_ = HV_TRY(InterruptRouter::create(machine, engine->timers_, signals));

@@ -10,6 +10,7 @@
 #include "devices/interrupt_router.hpp"
 #include "devices/timer_service.hpp"
 #include "emu/cpu.hpp"
+#include "emu/profiler.hpp"
 #include "emu/tracer.hpp"
 #include "vm/engine.hpp"
 
@@ -18,7 +19,8 @@ namespace hv::emu {
 class EmuVcpu;
 
 struct EmuOptions {
-  std::string trace_path;  // empty: no trace; "-": standard error
+  std::string trace_path;    // empty: no trace; "-": standard error
+  std::string profile_path;  // empty: no profile
 };
 
 class EmuEngine final : public Engine {
@@ -41,6 +43,7 @@ class EmuEngine final : public Engine {
   std::unique_ptr<InterruptRouter> router_;
   ExitCounters counters_;
   std::unique_ptr<Tracer> tracer_;
+  std::unique_ptr<Profiler> profiler_;  // destroyed (and written) before the vCPUs' counters
 
   friend class EmuVcpu;
 };

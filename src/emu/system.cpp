@@ -32,8 +32,12 @@ constexpr uint32_t kTsc = 0x10, kPlatformId = 0x17, kApicBase = 0x1b, kBiosSignI
                    kPat = 0x277, kMtrrDefType = 0x2ff, kEfer = 0xc0000080, kStar = 0xc0000081,
                    kLstar = 0xc0000082, kCstar = 0xc0000083, kSfmask = 0xc0000084,
                    kFsBase = 0xc0000100, kGsBase = 0xc0000101, kKernelGsBase = 0xc0000102,
-                   kTscAux = 0xc0000103;
+                   kTscAux = 0xc0000103, kTscAdjust = 0x3b, kSpecCtrl = 0x48, kPredCmd = 0x49,
+                   kArchCapabilities = 0x10a;
 }
+// SPEC_CTRL bits that exist with only IBRS advertised (no STIBP, no SSBD).
+constexpr uint64_t kSpecCtrlIbrs = 1;
+constexpr uint64_t kPredCmdIbpb = 1;
 
 constexpr uint32_t kVariableMtrrs = 8;
 // MTRRcap: 8 variable ranges, fixed ranges, write-combining.
@@ -218,6 +222,9 @@ bool Cpu::read_msr(uint32_t index, uint64_t& value) {
     case kTsc:
       value = read_tsc();
       return true;
+    case kTscAdjust:
+      value = msr.tsc_adjust;
+      return true;
     case kPat:
       value = msr.pat;
       return true;
@@ -236,15 +243,21 @@ bool Cpu::read_msr(uint32_t index, uint64_t& value) {
     case kMcgStatus:
       value = 0;
       return true;
+    case kSpecCtrl:
+      value = msr.spec_ctrl;
+      return true;
+    case kArchCapabilities:
+      value = arch_capabilities::kValue;
+      return true;
     default:
-      break;
+      break;  // PRED_CMD is write-only: #GP, as on hardware
   }
   std::lock_guard lock(g_mtrr_mutex);
   if (uint64_t* slot = mtrr_slot(this, index)) {
     value = *slot;
     return true;
   }
-  return false;  // unknown (including SPEC_CTRL/ARCH_CAPABILITIES, not advertised): #GP
+  return false;  // unknown: #GP
 }
 
 bool Cpu::write_msr(uint32_t index, uint64_t value) {
@@ -288,8 +301,17 @@ bool Cpu::write_msr(uint32_t index, uint64_t value) {
     case kSysenterCs:
       msr.sysenter_cs = value & 0xffff;
       return true;
-    case kTsc:
-      msr.tsc_offset = value - host_tsc();
+    case kTsc: {
+      // Writing the TSC moves TSC_ADJUST by the same amount, and the other way round (SDM
+      // 17.17.3): the adjustment shows how far software has moved this CPU's TSC.
+      const uint64_t new_offset = value - host_tsc();
+      msr.tsc_adjust += new_offset - msr.tsc_offset;
+      msr.tsc_offset = new_offset;
+      return true;
+    }
+    case kTscAdjust:
+      msr.tsc_offset += value - msr.tsc_adjust;
+      msr.tsc_adjust = value;
       return true;
     case kPat:
       if (!valid_pat(value)) {
@@ -311,8 +333,17 @@ bool Cpu::write_msr(uint32_t index, uint64_t value) {
       return true;
     case kBiosSignId:
       return true;  // microcode revision probe: writes are ignored
+    case kSpecCtrl:
+      // Kept for the guest to read back; there is no speculation for IBRS to restrict.
+      if (value & ~kSpecCtrlIbrs) {
+        return false;
+      }
+      msr.spec_ctrl = value;
+      return true;
+    case kPredCmd:
+      return (value & ~kPredCmdIbpb) == 0;  // IBPB: no predictor state to flush
     default:
-      break;
+      break;  // ARCH_CAPABILITIES is read-only: #GP
   }
   std::lock_guard lock(g_mtrr_mutex);
   if (uint64_t* slot = mtrr_slot(this, index)) {

@@ -402,7 +402,18 @@ TEST_F(SystemCpuTest, MsrReadWrite) {
   EXPECT_TRUE(cpu_.write_msr(0xc0000100, 0x7000));
   EXPECT_EQ(cpu_.seg[kFs].base, 0x7000u);
   EXPECT_FALSE(cpu_.read_msr(0x12345, v));
-  EXPECT_FALSE(cpu_.read_msr(0x48, v));  // SPEC_CTRL not advertised
+  // SPEC_CTRL holds IBRS only; PRED_CMD takes IBPB and cannot be read; ARCH_CAPABILITIES is
+  // read-only and says the CPU is immune to Meltdown, MDS and the rest.
+  EXPECT_TRUE(cpu_.write_msr(0x48, 1));
+  EXPECT_TRUE(cpu_.read_msr(0x48, v));
+  EXPECT_EQ(v, 1u);
+  EXPECT_FALSE(cpu_.write_msr(0x48, 4));  // SSBD: not advertised
+  EXPECT_TRUE(cpu_.write_msr(0x49, 1));
+  EXPECT_FALSE(cpu_.write_msr(0x49, 2));
+  EXPECT_FALSE(cpu_.read_msr(0x49, v));
+  EXPECT_TRUE(cpu_.read_msr(0x10a, v));
+  EXPECT_EQ(v & 0x21, 0x21u);  // RDCL_NO and MDS_NO
+  EXPECT_FALSE(cpu_.write_msr(0x10a, 0));
   EXPECT_TRUE(cpu_.write_msr(0x2ff, 0xc06));
   EXPECT_TRUE(cpu_.read_msr(0x2ff, v));
   EXPECT_EQ(v, 0xc06u);
@@ -413,6 +424,25 @@ TEST_F(SystemCpuTest, MsrReadWrite) {
   EXPECT_TRUE(cpu_.read_msr(0x10, v));
   EXPECT_GE(v, 1'000'000u);
   EXPECT_LT(v, 1'000'000u + kTscHz);  // less than a second later
+}
+
+TEST_F(SystemCpuTest, TscAdjustFollowsTscWritesAndMovesTheTsc) {
+  uint64_t adjust = 0, tsc = 0;
+  ASSERT_TRUE(cpu_.read_msr(0x3b, adjust));
+  EXPECT_EQ(adjust, 0u);
+  // Moving the TSC back by 10^12 ticks shows in TSC_ADJUST, plus the ticks between the read
+  // and the write.
+  ASSERT_TRUE(cpu_.read_msr(0x10, tsc));
+  ASSERT_TRUE(cpu_.write_msr(0x10, tsc - 1'000'000'000'000));
+  ASSERT_TRUE(cpu_.read_msr(0x3b, adjust));
+  EXPECT_LE(static_cast<int64_t>(adjust), -1'000'000'000'000);
+  EXPECT_GT(static_cast<int64_t>(adjust), -1'000'000'000'000 - static_cast<int64_t>(kTscHz));
+  // Writing TSC_ADJUST back to 0 undoes the move.
+  ASSERT_TRUE(cpu_.write_msr(0x3b, 0));
+  uint64_t after = 0;
+  ASSERT_TRUE(cpu_.read_msr(0x10, after));
+  EXPECT_GE(after, tsc);
+  EXPECT_LT(after - tsc, 1'000'000'000u);  // less than half a second of 2 GHz ticks later
 }
 
 TEST_F(SystemCpuTest, MsrRdmsrUnknownRaisesGp) {

@@ -55,11 +55,12 @@ class Machine {
   IoBus& mmio() { return mmio_; }
   StopControl& stop() { return stop_; }
 
-  // The machine owns its devices; returns the raw pointer for wiring.
+  // The machine owns its devices and what wires them (buses behind bridges, windows); returns
+  // the raw pointer for wiring.
   template <typename T>
   T* own(std::unique_ptr<T> device) {
     T* raw = device.get();
-    devices_.push_back(std::move(device));
+    devices_.emplace_back(device.release(), [](void* p) { delete static_cast<T*>(p); });
     return raw;
   }
 
@@ -80,7 +81,7 @@ class Machine {
   IoBus mmio_{"MMIO"};
   StopControl stop_;
   std::atomic<InterruptSink*> sink_{nullptr};
-  std::vector<std::unique_ptr<IoDevice>> devices_;
+  std::vector<std::unique_ptr<void, void (*)(void*)>> devices_;
 };
 
 inline void IrqLine::set(bool level) const {

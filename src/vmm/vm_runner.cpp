@@ -39,8 +39,8 @@ Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& m
     return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
   }
   if (config.engine == "emulate") {
-    return std::unique_ptr<Engine>(
-        HV_TRY(emu::EmuEngine::create(machine, {.trace_path = config.trace_path})));
+    return std::unique_ptr<Engine>(HV_TRY(emu::EmuEngine::create(
+        machine, {.trace_path = config.trace_path, .profile_path = config.profile_path})));
   }
   return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm, emulate)",
                     config.engine);
@@ -92,6 +92,10 @@ Status validate(const VmConfig& config) {
     return make_error(ExitStatus::Usage,
                       "--trace needs --engine emulate (hardware-assisted guests run natively)");
   }
+  if (!config.profile_path.empty() && config.engine != "emulate") {
+    return make_error(ExitStatus::Usage,
+                      "--profile needs --engine emulate (profile KVM guests with perf kvm)");
+  }
   if (config.cpu_count < 1 || config.cpu_count > kMaximumCpus) {
     return make_error(ExitStatus::Usage, "--cpus {} is out of range (1..{})", config.cpu_count,
                       kMaximumCpus);
@@ -99,24 +103,13 @@ Status validate(const VmConfig& config) {
   return {};
 }
 
-Result<VmOutcome> run_vm(const VmConfig& config) {
-  HV_TRY(validate(config));
+namespace {
 
-  BootConfig boot;
-  boot.kernel_path = config.kernel_path;
-  boot.kernel = HV_TRY(read_file(config.kernel_path));
-  for (const std::string& path : config.initrd_paths) {
-    boot.initrds.push_back({path, HV_TRY(read_file(path))});
-  }
-  boot.cmdline = config.cmdline;
-  boot.format = config.format;
-  boot.flat_load_address = config.flat_load_address;
-  boot.cpu_count = config.cpu_count;
-  // Check the image before allocating anything for it.
-  if (config.format == KernelFormat::Auto) {
-    HV_TRY(detect_kernel_format(boot.kernel, config.kernel_path));
-  }
+using Clock = std::chrono::steady_clock;
 
+// One boot of the guest: a fresh machine, devices, firmware tables and vCPUs, run until it stops.
+Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot,
+                            TerminationSignals& signals, Clock::time_point deadline) {
   std::unique_ptr<Machine> machine =
       HV_TRY(Machine::create({.memory_bytes = config.memory_bytes, .cpu_count = config.cpu_count}));
   FdSink console_output(config.console_output_fd);
@@ -131,7 +124,6 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
   }
   HV_TRY(vcpus[0]->set_state(plan.bsp));
 
-  TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
   for (auto& vcpu : vcpus) {
     machine->stop().on_stop([v = vcpu.get()] { v->kick(); });
   }
@@ -146,8 +138,6 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
     threads.emplace_back([v = vcpu.get()] { v->run(); });
   }
 
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
   StopReason reason;
   for (;;) {
     auto slice = std::chrono::milliseconds(50);
@@ -175,6 +165,40 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
   }
   input.stop();
   return VmOutcome{reason, engine->exit_counts()};
+}
+
+}  // namespace
+
+Result<VmOutcome> run_vm(const VmConfig& config) {
+  HV_TRY(validate(config));
+
+  BootConfig boot;
+  boot.kernel_path = config.kernel_path;
+  boot.kernel = HV_TRY(read_file(config.kernel_path));
+  for (const std::string& path : config.initrd_paths) {
+    boot.initrds.push_back({path, HV_TRY(read_file(path))});
+  }
+  boot.cmdline = config.cmdline;
+  boot.format = config.format;
+  boot.flat_load_address = config.flat_load_address;
+  boot.cpu_count = config.cpu_count;
+  // Check the image before allocating anything for it.
+  if (config.format == KernelFormat::Auto) {
+    HV_TRY(detect_kernel_format(boot.kernel, config.kernel_path));
+  }
+
+  TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
+  // --timeout bounds the whole run, restarts included.
+  const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
+  for (;;) {
+    VmOutcome outcome = HV_TRY(boot_once(config, boot, signals, deadline));
+    if (outcome.reason.kind != StopKind::Reset || !config.restart_on_reset) {
+      return outcome;
+    }
+    // A reset is a reboot, as on a PC: the same kernel, initrd and command line on a machine
+    // as fresh as the first one.
+    fmt::print(stderr, "hv: {}; restarting the guest\n", outcome.reason.message);
+  }
 }
 
 }  // namespace hv

@@ -26,7 +26,9 @@ struct VmConfig {
   uint32_t cpu_count = 1;
   std::optional<std::chrono::milliseconds> timeout;
   bool trace_exits = false;
-  std::string trace_path;  // emulation engine: instruction trace ("-" = stderr)
+  std::string trace_path;        // emulation engine: instruction trace ("-" = stderr)
+  std::string profile_path;      // emulation engine: sampling profile of guest addresses
+  bool restart_on_reset = true;  // false: a guest reset ends hv with status 0 (--no-reboot)
   int console_input_fd = 0;
   int console_output_fd = 1;
 };

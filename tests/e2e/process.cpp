@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -89,6 +90,84 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   waitpid(pid, &status, 0);
   result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+TerminalSession::TerminalSession(const std::vector<std::string>& argv) {
+  winsize size{};
+  size.ws_row = 24;
+  size.ws_col = 80;
+  const pid_t pid = forkpty(&master_, nullptr, nullptr, &size);
+  if (pid < 0) {
+    throw std::runtime_error("forkpty failed");
+  }
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const std::string& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  fcntl(master_, F_SETFD, FD_CLOEXEC);
+}
+
+TerminalSession::~TerminalSession() {
+  if (status_ < 0 && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  close(master_);
+}
+
+bool TerminalSession::read_some(std::chrono::milliseconds limit) {
+  pollfd fd{master_, POLLIN, 0};
+  if (poll(&fd, 1, static_cast<int>(limit.count())) <= 0) {
+    return false;
+  }
+  char buffer[4096];
+  const ssize_t n = read(master_, buffer, sizeof(buffer));
+  if (n <= 0) {
+    return false;  // EIO once the child and every holder of the terminal are gone
+  }
+  output_.append(buffer, static_cast<size_t>(n));
+  return true;
+}
+
+bool TerminalSession::expect(const std::string& text, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (size_t at = output_.find(text, matched_); at != std::string::npos) {
+      matched_ = at + text.size();
+      return true;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !read_some(left)) {
+      return false;
+    }
+  }
+}
+
+void TerminalSession::type(const std::string& keys) {
+  [[maybe_unused]] ssize_t n = write(master_, keys.data(), keys.size());
+}
+
+int TerminalSession::wait(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (status_ < 0) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return -1;
+    }
+    read_some(std::chrono::milliseconds(20));  // keep the terminal drained
+  }
+  return status_;
 }
 
 bool executable_exists(const std::string& name) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Fetches Debian's stock cloud kernel and busybox-static with apt-get download and builds the
+# initramfs hv's Linux tests, demo and benchmarks boot. Everything goes to a cache outside the
+# source tree (never committed); a second run only checks that the cache is complete.
+#
+#   guests/linux/build-images.sh [CACHE_DIR]     default: ${HV_CACHE:-$HOME/.cache/hv}/linux
+#
+# Prints the cache directory on stdout. It then holds:
+#   vmlinuz         the kernel (bzImage) from linux-image-<version>-cloud-amd64
+#   initrd.img      a gzip'd cpio archive: busybox-static and /init (init.sh)
+#   kernel-release  the kernel's `uname -r`
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${1:-${HV_CACHE:-$HOME/.cache/hv}/linux}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+
+need_tool() {
+  local tool=$1 package=$2
+  if ! command -v "$tool" >/dev/null; then
+    echo "build-images: installing $package for $tool" >&2
+    local sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo=sudo
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$package" >&2
+  fi
+}
+need_tool cpio cpio
+need_tool dpkg-deb dpkg
+
+# The init script is part of the cache key, so editing it rebuilds the initramfs.
+stamp="$(sha256sum "$here/init.sh" "$0" | sha256sum | cut -c1-16)"
+if [[ -s $cache/vmlinuz && -s $cache/initrd.img && -s $cache/kernel-release &&
+  "$(cat "$cache/stamp" 2>/dev/null)" == "$stamp" ]]; then
+  echo "$cache"
+  exit 0
+fi
+
+work=$(mktemp -d)
+chmod 755 "$work" # apt-get download drops privileges to _apt
+trap 'rm -rf "$work"' EXIT
+
+# Resolve the meta package to the versioned image package it depends on.
+package=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+if [[ -z $package ]]; then
+  echo "build-images: cannot resolve linux-image-cloud-amd64 (is apt's package list current? run apt-get update)" >&2
+  exit 1
+fi
+release=${package#linux-image-}
+echo "build-images: $package and busybox-static into $cache" >&2
+(cd "$work" && apt-get download -q "$package" busybox-static >&2)
+dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
+dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
+
+root=$work/root
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,etc,root,usr/bin,usr/sbin,lib}
+cp "$work/busybox/bin/busybox" "$root/bin/busybox"
+# Applets are linked at build time so /init's shebang and the first commands need no install step.
+for applet in $("$root/bin/busybox" --list-full); do
+  [[ -e $root/$applet ]] || ln -s /bin/busybox "$root/$applet"
+done
+install -m 0755 "$here/init.sh" "$root/init"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\n' >"$root/etc/group"
+# The known file the end-to-end test hashes: 64 KiB of a fixed pattern.
+awk 'BEGIN { for (i = 0; i < 4096; i++) printf "hv-known-file-%08d\n", i * 7919 }' >"$root/etc/hv-known-file"
+
+(cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) |
+  gzip -9 >"$work/initrd.img"
+
+rm -f "$cache/kallsyms" # bench/linux_boot.sh's symbols of the previous kernel
+cp "$work/kernel/boot/vmlinuz-$release" "$cache/vmlinuz"
+mv "$work/initrd.img" "$cache/initrd.img"
+echo "$release" >"$cache/kernel-release"
+echo "$stamp" >"$cache/stamp"
+echo "$cache"

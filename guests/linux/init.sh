@@ -1,0 +1,63 @@
+#!/bin/sh
+# /init of hv's Linux test initramfs (busybox-static). What it does after mounting the kernel's
+# file systems is chosen on the kernel command line:
+#   hv.run=shell     (default) an interactive shell on the console, with job control and Ctrl-C
+#   hv.run=selftest  the end-to-end checks below, then poweroff -f
+#   hv.run=poweroff  poweroff -f at once (boot-time benchmark)
+#   hv.run=reboot    reboot -f at once (restart test)
+#   hv.run=kallsyms  print the kernel's symbol table, then poweroff -f (Debian's System.map is a
+#                    stub; bench/linux_profile.sh names profiled addresses with this)
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+hostname hv-guest
+echo "hv-init: started"
+
+run=shell
+for arg in $(cat /proc/cmdline); do
+  case $arg in
+  hv.run=*) run=${arg#hv.run=} ;;
+  esac
+done
+
+selftest() {
+  echo "selftest: uname -r $(uname -r)"
+  echo "selftest: cpus online $(grep -c ^processor /proc/cpuinfo)"
+  # Work on every CPU: one busy loop pinned to each, reporting where it ran.
+  for cpu in $(seq 0 $(($(nproc) - 1))); do
+    taskset -c "$cpu" sh -c 'i=0; while [ $i -lt 2000 ]; do i=$((i + 1)); done; echo "selftest: ran on cpu $(awk "{print \$39}" /proc/self/stat)"' &
+  done
+  wait
+  echo "selftest: awk sum $(seq 1 1000 | awk '{ s += $1 * $1 } END { print s }')"
+  echo "selftest: sha256 $(sha256sum /etc/hv-known-file | cut -d' ' -f1)"
+  echo "selftest: gzip roundtrip $(gzip -c /etc/hv-known-file | gunzip -c | cmp - /etc/hv-known-file && echo ok)"
+  echo "hv tmpfs line" >/tmp/written
+  echo "selftest: tmpfs read $(cat /tmp/written)"
+  start=$(date +%s)
+  sleep 1
+  echo "selftest: slept $(($(date +%s) - start)) s"
+  echo "selftest: clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+  echo "selftest: done"
+}
+
+case $run in
+selftest)
+  selftest
+  poweroff -f
+  ;;
+poweroff) poweroff -f ;;
+kallsyms)
+  echo "kallsyms: begin"
+  grep ' [tT] ' /proc/kallsyms
+  echo "kallsyms: end"
+  poweroff -f
+  ;;
+reboot) reboot -f ;;
+esac
+
+echo "hv-init: busybox shell on the console; poweroff -f ends the VM, reboot -f restarts it"
+while true; do
+  setsid cttyhack sh -l
+done
