@@ -45,12 +45,10 @@ time_boot() {
 
 summarise() {
   local name=$1 file=$2
-  awk -v name="$name" '{ f[NR] = $1; e[NR] = $2; sf += $1; se += $2 }
-    END {
-      n = asort(f); asort(e)
-      printf "%-40s to /init: mean %.2f s (min %.2f, max %.2f)   to poweroff: mean %.2f s (min %.2f, max %.2f)\n",
-        name, sf / n, f[1], f[n], se / n, e[1], e[n]
-    }' "$file"
+  local first end
+  first=$(cut -d' ' -f1 "$file" | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "mean %.2f s (min %.2f, max %.2f)", s / NR, v[1], v[NR] }')
+  end=$(cut -d' ' -f2 "$file" | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "mean %.2f s (min %.2f, max %.2f)", s / NR, v[1], v[NR] }')
+  printf '%-32s to /init: %s   to poweroff: %s\n' "$name" "$first" "$end"
 }
 
 echo "kernel $(cat "$images/kernel-release"), $cpus vCPU(s), $runs runs each, interleaved"

@@ -40,3 +40,9 @@ show "smp on the emulator: four software CPUs on four host threads" \
   $hv run --engine emulate --kernel $g/smp.elf --cpus 4
 show "cpubench on the emulator: 392 million guest instructions" \
   $hv run --engine emulate --kernel $g/cpubench.elf --trace-exits
+
+printf '\n\033[1m== Debian'"'"'s stock cloud kernel on the software CPU\033[0m\n'
+guests/linux/build-images.sh >/dev/null || exit 1
+show "Linux on two software CPUs: boot, a self-test in the busybox initramfs, poweroff" \
+  $hv run --demo linux --cpus 2 --cmdline "console=ttyS0 hv.run=selftest"
+printf '\nFor a shell in that guest: %s run --demo linux   (poweroff -f or Ctrl-A x to leave)\n' "$hv"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine (apt-get) and runs every test hv has:
 #   1. clang-format check of all C++ sources
-#   2. release build with warnings as errors; unit tests and end-to-end tests (hv and QEMU TCG)
+#   2. release build with warnings as errors; unit tests and end-to-end tests (hv and QEMU TCG),
+#      including Debian's cloud kernel booted on the software CPU (images fetched with apt-get
+#      download into ${HV_CACHE:-~/.cache/hv}, outside the tree)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests
 #   4. a short libFuzzer run of the instruction decoder and the kernel loaders
 set -euo pipefail
@@ -18,6 +20,10 @@ clang-format --dry-run -Werror "${sources[@]}"
 echo "== build (warnings as errors)"
 cmake -S . -B build/ci -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHV_WERROR=ON >/dev/null
 ninja -C build/ci -j "$jobs"
+
+echo "== Linux guest images (Debian kernel, busybox initramfs)"
+HV_LINUX_IMAGES=$(guests/linux/build-images.sh)
+export HV_LINUX_IMAGES
 
 echo "== tests"
 (cd build/ci && ctest --output-on-failure -j "$jobs" --timeout 300)

@@ -36,18 +36,29 @@ if [[ -s $cache/vmlinuz && -s $cache/initrd.img && -s $cache/kernel-release &&
 fi
 
 work=$(mktemp -d)
-chmod 755 "$work" # apt-get download drops privileges to _apt
 trap 'rm -rf "$work"' EXIT
 
 # Resolve the meta package to the versioned image package it depends on.
-package=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
+package=$(resolve)
 if [[ -z $package ]]; then
-  echo "build-images: cannot resolve linux-image-cloud-amd64 (is apt's package list current? run apt-get update)" >&2
+  echo "build-images: apt has no list of linux-image-cloud-amd64 yet: apt-get update" >&2
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq >&2
+  package=$(resolve)
+fi
+if [[ -z $package ]]; then
+  echo "build-images: cannot resolve linux-image-cloud-amd64 to a versioned kernel package" >&2
   exit 1
 fi
 release=${package#linux-image-}
 echo "build-images: $package and busybox-static into $cache" >&2
-(cd "$work" && apt-get download -q "$package" busybox-static >&2)
+# apt's download sandbox user cannot write into a private temporary directory: as root, download
+# as root (what apt falls back to anyway, with a warning).
+sandbox=()
+[[ $(id -u) -eq 0 ]] && sandbox=(-o APT::Sandbox::User=root)
+(cd "$work" && apt-get download -q "${sandbox[@]}" "$package" busybox-static >&2)
 dpkg-deb -x "$work"/linux-image-*.deb "$work/kernel"
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/busybox"
 
