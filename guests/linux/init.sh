@@ -38,6 +38,7 @@ selftest() {
   start=$(date +%s)
   sleep 1
   echo "selftest: slept $(($(date +%s) - start)) s"
+  echo "selftest: epoch seconds $(date +%s)"
   echo "selftest: clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
   echo "selftest: done"
 }

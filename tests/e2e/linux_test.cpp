@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -75,7 +76,7 @@ class LinuxTest : public ::testing::Test {
     ASSERT_FALSE(r.timed_out) << r.out << r.err;
     EXPECT_EQ(r.exit_status, 0) << r.out << r.err;  // poweroff -f through ACPI S5
     std::vector<std::string> lines = lines_with(r.out, "selftest: ");
-    ASSERT_GE(lines.size(), 9u + cpus) << r.out;
+    ASSERT_GE(lines.size(), 10u + cpus) << r.out;
     size_t i = 0;
     EXPECT_EQ(lines[i++], "uname -r " + kernel_release_);
     EXPECT_EQ(lines[i++], "cpus online " + std::to_string(cpus));
@@ -99,6 +100,13 @@ class LinuxTest : public ::testing::Test {
     // `sleep 1` between two `date +%s`: 1 s, or 2 when the second ticked over in between.
     EXPECT_TRUE(lines[i] == "slept 1 s" || lines[i] == "slept 2 s") << lines[i];
     ++i;
+    // The guest's wall clock (read from the RTC at boot, then kept by the TSC) agrees with the
+    // host's: it printed this line less than a few seconds before hv ended.
+    ASSERT_TRUE(lines[i].starts_with("epoch seconds ")) << lines[i];
+    const long long guest_time = std::stoll(lines[i++].substr(14));
+    const long long host_time = static_cast<long long>(std::time(nullptr));
+    EXPECT_LE(guest_time, host_time + 2);
+    EXPECT_GE(guest_time, host_time - 30);
     EXPECT_EQ(lines[i++], "clocksource tsc");
     EXPECT_EQ(lines[i++], "done");
     EXPECT_NE(r.out.find("reboot: Power down"), std::string::npos) << r.out;
