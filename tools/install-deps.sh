@@ -4,10 +4,10 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build clang clang-format nasm binutils
+  build-essential cmake ninja-build pkg-config clang clang-format nasm binutils
   libfmt-dev libcli11-dev nlohmann-json3-dev libzydis-dev libxbyak-dev libseccomp-dev libcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-system-x86 util-linux hyperfine
+  qemu-system-x86 util-linux hyperfine busybox-static
 )
 
 missing=()

@@ -4,12 +4,26 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <vector>
 
+#include "cli/container_command.hpp"
 #include "cli/run_command.hpp"
 #include "common/exit_status.hpp"
 
 int main(int argc, char** argv) {
+  // Invoked as hv-runc (the symlink the build installs), hv is an OCI runtime with runc's
+  // command line: the same as `hv oci ...`.
+  std::vector<char*> arguments(argv, argv + argc);
+  const char* slash = std::strrchr(argv[0], '/');
+  static char oci_word[] = "oci";
+  if (std::strcmp(slash != nullptr ? slash + 1 : argv[0], "hv-runc") == 0) {
+    arguments.insert(arguments.begin() + 1, oci_word);
+  }
+  argc = static_cast<int>(arguments.size());
+  argv = arguments.data();
+
   CLI::App app{
       "hv: a hypervisor that runs guests by emulation, para-virtualization, KVM and "
       "containers"};
@@ -19,6 +33,14 @@ int main(int argc, char** argv) {
   hv::cli::RunOptions run_options;
   CLI::App* run = app.add_subcommand("run", "boot a guest and attach its serial console");
   hv::cli::add_run_options(*run, run_options);
+
+  hv::cli::OciOptions oci_options;
+  CLI::App* oci = app.add_subcommand("oci", "the OCI runtime (runc's command line; also hv-runc)");
+  hv::cli::add_oci_commands(*oci, oci_options);
+
+  hv::cli::ContainerRunOptions container_options;
+  CLI::App* container = app.add_subcommand("container", "run a command in a container");
+  hv::cli::add_container_commands(*container, container_options);
 
   try {
     app.parse(argc, argv);
@@ -36,6 +58,12 @@ int main(int argc, char** argv) {
 
   if (run->parsed()) {
     return hv::cli::run_command(run_options);
+  }
+  if (oci->parsed()) {
+    return hv::cli::run_oci_command(*oci, oci_options);
+  }
+  if (container->parsed()) {
+    return hv::cli::run_container_command(container_options);
   }
   return hv::to_int(hv::ExitStatus::Usage);
 }

@@ -15,6 +15,7 @@ enum class ExitStatus : int {
   GuestCrashed = 12,  // triple fault, KVM internal error, emulation failure
   Timeout = 14,       // --timeout expired
   HostError = 16,     // a host system call failed
+  BadConfig = 18,     // a container's config.json is malformed or asks for something invalid
 };
 
 constexpr int to_int(ExitStatus s) {

@@ -1,0 +1,37 @@
+// The container's file system view, built inside its new mount namespace by its init process:
+// mount propagation, the root bind mount, config mounts (resolved inside the root so a symlink in
+// the container's image cannot point a mount outside it), /dev, pivot_root (or chroot), masked
+// and read-only paths, the read-only root. Runs in the child only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "container/oci_spec.hpp"
+
+namespace hv::container {
+
+// mount(2) flags and the data string from OCI mount options ("ro", "nosuid", "mode=755" ...).
+struct MountOptions {
+  unsigned long flags = 0;        // MS_* applied by mount()
+  unsigned long propagation = 0;  // MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (| MS_REC)
+  bool bind = false;
+  bool recursive_bind = false;
+  std::string data;  // options mount() passes to the file system
+};
+MountOptions parse_mount_options(const std::vector<std::string>& options);
+
+// Resolves `path` (absolute, inside the container) below `root_fd` with openat2's
+// RESOLVE_IN_ROOT, creating missing directories (and, when `leaf_is_file`, an empty file as the
+// last component). Returns an O_PATH descriptor of the result.
+Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool leaf_is_file);
+
+// Everything above, in order; `rootfs` is the absolute host path of root.path.
+Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool no_pivot);
+
+// After the root is in place: masked and read-only paths, then the root itself read-only.
+Status finish_rootfs(const oci::Config& config);
+
+}  // namespace hv::container

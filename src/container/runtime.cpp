@@ -1,0 +1,996 @@
+#include "container/runtime.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "container/cgroups.hpp"
+#include "container/oci_config.hpp"
+#include "container/process_security.hpp"
+#include "container/rootfs.hpp"
+
+namespace hv::container {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kGo = 'g';
+constexpr char kReady = 'r';
+constexpr char kFailed = 'e';
+
+struct NamespaceFlag {
+  oci::NamespaceType type;
+  int clone_flag;
+  const char* name;
+};
+constexpr std::array kNamespaceFlags = {
+    NamespaceFlag{oci::NamespaceType::User, CLONE_NEWUSER, "user"},
+    NamespaceFlag{oci::NamespaceType::Mount, CLONE_NEWNS, "mount"},
+    NamespaceFlag{oci::NamespaceType::Pid, CLONE_NEWPID, "pid"},
+    NamespaceFlag{oci::NamespaceType::Network, CLONE_NEWNET, "network"},
+    NamespaceFlag{oci::NamespaceType::Ipc, CLONE_NEWIPC, "ipc"},
+    NamespaceFlag{oci::NamespaceType::Uts, CLONE_NEWUTS, "uts"},
+    NamespaceFlag{oci::NamespaceType::Cgroup, CLONE_NEWCGROUP, "cgroup"},
+    NamespaceFlag{oci::NamespaceType::Time, CLONE_NEWTIME, "time"},
+};
+
+const NamespaceFlag& flag_of(oci::NamespaceType type) {
+  for (const NamespaceFlag& flag : kNamespaceFlags) {
+    if (flag.type == type) {
+      return flag;
+    }
+  }
+  return kNamespaceFlags[0];
+}
+
+bool has_namespace(const oci::Config& config, oci::NamespaceType type) {
+  for (const oci::Namespace& ns : config.linux.namespaces) {
+    if (ns.type == type) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string now_rfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  const auto nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
+      1'000'000'000;
+  char text[64];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
+  return fmt::format("{}.{:09d}Z", text, nanos);
+}
+
+std::string user_name() {
+  if (const passwd* pw = ::getpwuid(::getuid())) {
+    return pw->pw_name;
+  }
+  return std::to_string(::getuid());
+}
+
+Status write_text(const std::string& path, const std::string& text) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid() || ::write(fd.get(), text.data(), text.size()) != ssize_t(text.size())) {
+    return Error::from_errno(fmt::format("cannot write '{}' to {}", text, path));
+  }
+  return {};
+}
+
+std::string id_map_text(const std::vector<oci::IdMapping>& mappings) {
+  std::string text;
+  for (const oci::IdMapping& m : mappings) {
+    text += fmt::format("{} {} {}\n", m.container_id, m.host_id, m.size);
+  }
+  return text;
+}
+
+// The child reports a failure as text on the sync socket, then exits.
+[[noreturn]] void child_fail(int sync_fd, const Error& error) {
+  std::string message = error.to_string();
+  message.insert(message.begin(), kFailed);
+  [[maybe_unused]] ssize_t n = ::write(sync_fd, message.data(), message.size());
+  ::_exit(127);
+}
+
+// The user's program, found on the container's PATH as execvp would.
+[[noreturn]] void exec_process(int sync_fd, const oci::Process& process) {
+  std::vector<char*> argv;
+  for (const std::string& arg : process.args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const std::string& entry : process.env) {
+    envp.push_back(const_cast<char*>(entry.c_str()));
+    if (entry.starts_with("PATH=")) {
+      path = entry.substr(5);
+    }
+  }
+  envp.push_back(nullptr);
+  const std::string& program = process.args[0];
+  int last_errno = ENOENT;
+  if (program.find('/') != std::string::npos) {
+    ::execve(program.c_str(), argv.data(), envp.data());
+    last_errno = errno;
+  } else {
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find(':', start);
+      if (end == std::string::npos) {
+        end = path.size();
+      }
+      const std::string candidate = path.substr(start, end - start) + "/" + program;
+      ::execve(candidate.c_str(), argv.data(), envp.data());
+      if (errno != ENOENT) {
+        last_errno = errno;
+      }
+      start = end + 1;
+    }
+  }
+  // By now the runtime may have stopped listening on the sync socket (`start` came from another
+  // process): say it on the container's standard error, with a shell's status for it.
+  const std::string message =
+      fmt::format("hv: error: cannot execute {}: {}\n", program, std::strerror(last_errno));
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, message.data(), message.size());
+  (void)sync_fd;
+  ::_exit(last_errno == ENOENT ? 127 : 126);
+}
+
+struct ChildSetup {
+  const oci::Config* config;
+  std::string rootfs;
+  bool no_pivot;
+  int sync_fd;
+  int state_dir_fd;     // O_PATH: the exec FIFO is opened through it after pivot_root
+  int terminal_fd;      // the pty's slave end, or -1
+  bool wait_for_start;  // create: block on the exec FIFO; run: the parent starts it at once
+};
+
+[[noreturn]] void child_main(const ChildSetup& setup) {
+  const oci::Config& config = *setup.config;
+  const oci::Process& process = *config.process;
+  char go = 0;
+  if (::read(setup.sync_fd, &go, 1) != 1 || go != kGo) {
+    ::_exit(126);  // the parent gave up; it cleans up
+  }
+  auto check = [&](Status status) {
+    if (!status.ok()) {
+      child_fail(setup.sync_fd, status.error());
+    }
+  };
+  // Namespaces given by path are joined first (user first, so the others are entered with its
+  // privileges); the pid namespace was joined by the parent, as it only applies to children.
+  for (oci::NamespaceType type :
+       {oci::NamespaceType::User, oci::NamespaceType::Mount, oci::NamespaceType::Network,
+        oci::NamespaceType::Ipc, oci::NamespaceType::Uts, oci::NamespaceType::Cgroup,
+        oci::NamespaceType::Time}) {
+    for (const oci::Namespace& ns : config.linux.namespaces) {
+      if (ns.type != type || ns.path.empty()) {
+        continue;
+      }
+      Fd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid() || ::setns(fd.get(), flag_of(type).clone_flag) != 0) {
+        child_fail(setup.sync_fd, Error::from_errno(fmt::format("cannot join the {} namespace {}",
+                                                                flag_of(type).name, ns.path)));
+      }
+    }
+  }
+  if (has_namespace(config, oci::NamespaceType::User) &&
+      (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0)) {
+    child_fail(setup.sync_fd, Error::from_errno("cannot become root in the user namespace"));
+  }
+  if (!config.hostname.empty() &&
+      ::sethostname(config.hostname.data(), config.hostname.size()) != 0) {
+    child_fail(setup.sync_fd, Error::from_errno("cannot set the hostname"));
+  }
+  if (!config.domainname.empty() &&
+      ::setdomainname(config.domainname.data(), config.domainname.size()) != 0) {
+    child_fail(setup.sync_fd, Error::from_errno("cannot set the domain name"));
+  }
+  check(prepare_rootfs(config, setup.rootfs, setup.no_pivot));
+  check(apply_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
+  check(finish_rootfs(config));
+  if (setup.terminal_fd >= 0) {
+    if (::setsid() < 0 || ::ioctl(setup.terminal_fd, TIOCSCTTY, 0) != 0) {
+      child_fail(setup.sync_fd, Error::from_errno("cannot make the terminal controlling"));
+    }
+    for (int fd = 0; fd < 3; ++fd) {
+      ::dup2(setup.terminal_fd, fd);
+    }
+    ::close(setup.terminal_fd);
+  }
+  if (::chdir(process.cwd.c_str()) != 0) {
+    child_fail(setup.sync_fd, Error::from_errno(fmt::format(
+                                  "cannot change to the working directory {}", process.cwd)));
+  }
+  check(apply_rlimits(process.rlimits));
+  if (process.oom_score_adj) {
+    check(set_oom_score_adj(*process.oom_score_adj));
+  }
+  std::optional<SeccompFilter> seccomp;
+  if (config.linux.seccomp) {
+    Result<SeccompFilter> compiled = SeccompFilter::compile(*config.linux.seccomp);
+    if (!compiled.ok()) {
+      child_fail(setup.sync_fd, compiled.error());
+    }
+    seccomp.emplace(std::move(*compiled));
+  }
+  // Without no_new_privs only a privileged process may load a filter: load it before the
+  // capabilities go; with it, load it last so the runtime's own calls stay unfiltered.
+  if (seccomp && !process.no_new_privileges) {
+    check(seccomp->load());
+  }
+  check(apply_user_and_capabilities(process.user, process.capabilities));
+  if (process.no_new_privileges) {
+    check(set_no_new_privileges());
+  }
+  const char ready = kReady;
+  if (::write(setup.sync_fd, &ready, 1) != 1) {
+    ::_exit(126);
+  }
+  // Created: wait until `start` opens the FIFO's other end.
+  Fd fifo(::openat(setup.state_dir_fd, "exec.fifo", O_WRONLY | O_CLOEXEC));
+  if (!fifo.valid() || ::write(fifo.get(), "0", 1) != 1) {
+    ::_exit(126);
+  }
+  fifo.reset();
+  ::close(setup.state_dir_fd);
+  if (seccomp && process.no_new_privileges) {
+    check(seccomp->load());
+  }
+  exec_process(setup.sync_fd, process);
+}
+
+// After the config's device rules, the devices every container has (as runc adds them): the
+// ones the runtime creates in /dev, the terminals, mknod of anything (opening is what the rules
+// restrict), and the config's own linux.devices.
+void allow_default_devices(const oci::Config& config, oci::Resources& resources) {
+  auto allow = [&](char type, std::optional<int64_t> major, std::optional<int64_t> minor,
+                   const char* access) {
+    resources.devices.push_back({true, type, major, minor, access});
+  };
+  allow('c', std::nullopt, std::nullopt, "m");
+  allow('b', std::nullopt, std::nullopt, "m");
+  for (auto [major, minor] : std::initializer_list<std::pair<int64_t, int64_t>>{
+           {1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}}) {
+    allow('c', major, minor, "rwm");
+  }
+  allow('c', 136, std::nullopt, "rwm");  // /dev/pts/N
+  for (const oci::Device& device : config.linux.devices) {
+    if (device.type != 'p') {
+      allow(device.type == 'b' ? 'b' : 'c', device.major, device.minor, "rwm");
+    }
+  }
+}
+
+pid_t clone_into_namespaces(int flags) {
+  clone_args args{};
+  args.flags = static_cast<uint64_t>(flags);
+  args.exit_signal = SIGCHLD;
+  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args)));
+}
+
+Status send_terminal(const std::string& socket_path, int master) {
+  Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(address.sun_path)) {
+    return make_error(ExitStatus::Usage, "--console-socket path {} is too long", socket_path);
+  }
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (!sock.valid() ||
+      ::connect(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    return Error::from_errno(fmt::format("cannot connect to the console socket {}", socket_path));
+  }
+  char name[] = "/dev/ptmx";
+  iovec iov{name, sizeof(name)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &master, sizeof(int));
+  if (::sendmsg(sock.get(), &message, 0) < 0) {
+    return Error::from_errno(fmt::format("cannot send the terminal to {}", socket_path));
+  }
+  return {};
+}
+
+// What a failed creation leaves to undo, undone in reverse on destruction unless released.
+struct CreationUndo {
+  const StateStore* store = nullptr;
+  std::string id;
+  std::optional<Cgroup> cgroup;
+  pid_t child = -1;
+  bool armed = true;
+  ~CreationUndo() {
+    if (!armed) {
+      return;
+    }
+    if (child > 0) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+    }
+    if (cgroup) {
+      (void)cgroup->destroy();
+    }
+    if (store != nullptr) {
+      (void)store->remove(id);
+    }
+  }
+};
+
+struct Created {
+  pid_t pid;
+  Fd terminal_master;  // foreground run with a terminal and no console socket
+};
+
+Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& options,
+                            const oci::Config& config, bool keep_terminal) {
+  if (!config.process) {
+    return make_error(ExitStatus::BadConfig, "config.json: .process: required to create");
+  }
+  if (!has_namespace(config, oci::NamespaceType::Ipc)) {
+    // Without its own IPC namespace these would change the host's values.
+    for (const auto& [key, value] : config.linux.sysctl) {
+      if (key.starts_with("kernel.msg") || key.starts_with("kernel.shm") || key == "kernel.sem" ||
+          key.starts_with("fs.mqueue.")) {
+        return make_error(ExitStatus::BadConfig,
+                          "config.json: .linux.sysctl: {} needs the container's own ipc namespace",
+                          key);
+      }
+    }
+  }
+  HV_TRY(validate_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
+  if (!has_namespace(config, oci::NamespaceType::Mount)) {
+    return make_error(ExitStatus::BadConfig,
+                      "config.json: .linux.namespaces: hv needs a mount namespace to set up the "
+                      "container's root without touching the host's");
+  }
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.create(options.id));
+  CreationUndo undo;
+  undo.store = &store;
+  undo.id = options.id;
+
+  const std::string state_dir = store.directory(options.id);
+  if (::mkfifo(store.exec_fifo(options.id).c_str(), 0600) != 0) {
+    return Error::from_errno(fmt::format("cannot create {}", store.exec_fifo(options.id)));
+  }
+  Fd state_dir_fd(::open(state_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+
+  const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
+  const std::string cgroup_path =
+      config.linux.cgroups_path.empty() ? "/hv/" + options.id : config.linux.cgroups_path;
+  std::optional<oci::Resources> resources = config.linux.resources;
+  if (resources && !resources->devices.empty()) {
+    allow_default_devices(config, *resources);
+  }
+  undo.cgroup.emplace(
+      HV_TRY(Cgroup::create(layout, cgroup_path, resources ? &*resources : nullptr)));
+
+  Fd master, slave;
+  if (config.process->terminal) {
+    if (options.console_socket.empty() && !keep_terminal) {
+      return make_error(ExitStatus::Usage,
+                        "process.terminal is true: a --console-socket is needed to receive the "
+                        "terminal (or run in the foreground)");
+    }
+    master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master.valid() || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
+      return Error::from_errno("cannot allocate a terminal for the container");
+    }
+    slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) {
+      return Error::from_errno("cannot open the container's terminal");
+    }
+    winsize size{};
+    if (config.process->console_size) {
+      size.ws_row = static_cast<unsigned short>(config.process->console_size->height);
+      size.ws_col = static_cast<unsigned short>(config.process->console_size->width);
+    } else if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &size) != 0) {
+      size = {24, 80, 0, 0};
+    }
+    ::ioctl(master.get(), TIOCSWINSZ, &size);
+  }
+
+  int sync[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
+    return Error::from_errno("cannot create the runtime's sync socket");
+  }
+  Fd parent_end(sync[0]), child_end(sync[1]);
+
+  int clone_flags = 0;
+  for (const oci::Namespace& ns : config.linux.namespaces) {
+    if (ns.path.empty()) {
+      clone_flags |= flag_of(ns.type).clone_flag;
+    } else if (ns.type == oci::NamespaceType::Pid) {
+      Fd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid() || ::setns(fd.get(), CLONE_NEWPID) != 0) {
+        return Error::from_errno(fmt::format("cannot join the pid namespace {}", ns.path));
+      }
+    }
+  }
+  const pid_t child = clone_into_namespaces(clone_flags);
+  if (child < 0) {
+    return Error::from_errno("cannot create the container's process (clone3)");
+  }
+  if (child == 0) {
+    parent_end.reset();
+    lock.reset();  // only the runtime holds the container's lock
+    ChildSetup setup{&config,
+                     config.root.path,
+                     options.no_pivot,
+                     child_end.get(),
+                     state_dir_fd.get(),
+                     slave.valid() ? slave.release() : -1,
+                     true};
+    child_main(setup);
+  }
+  undo.child = child;
+  child_end.reset();
+  slave.reset();
+
+  HV_TRY(undo.cgroup->add_process(child));
+  if (clone_flags & CLONE_NEWUSER) {
+    const std::string proc = "/proc/" + std::to_string(child);
+    if (!config.linux.uid_mappings.empty()) {
+      HV_TRY(write_text(proc + "/uid_map", id_map_text(config.linux.uid_mappings)));
+    }
+    if (!config.linux.gid_mappings.empty()) {
+      HV_TRY(write_text(proc + "/gid_map", id_map_text(config.linux.gid_mappings)));
+    }
+  }
+  if (::write(parent_end.get(), &kGo, 1) != 1) {
+    return Error::from_errno("the container's process did not take the go-ahead");
+  }
+  std::array<char, 4096> report{};
+  const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
+  if (n <= 0 || report[0] != kReady) {
+    std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
+                            : "the container's process ended during set-up";
+    return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
+  }
+
+  ContainerState state;
+  state.id = options.id;
+  state.pid = child;
+  state.pid_start_time = process_start_time(child);
+  state.bundle = options.bundle;
+  state.rootfs = config.root.path;
+  state.cgroup_path = cgroup_path;
+  state.created = now_rfc3339();
+  state.owner = user_name();
+  state.annotations = config.annotations;
+  HV_TRY(store.save(state));
+  if (!options.pid_file.empty()) {
+    const std::string text = std::to_string(child);
+    std::ofstream out(options.pid_file, std::ios::trunc);
+    if (!(out << text)) {
+      return Error::from_errno(fmt::format("cannot write the pid file {}", options.pid_file));
+    }
+  }
+  if (master.valid() && !options.console_socket.empty()) {
+    HV_TRY(send_terminal(options.console_socket, master.get()));
+    master.reset();
+  }
+  undo.armed = false;
+  return Created{child, std::move(master)};
+}
+
+Status start_impl(const StateStore& store, const ContainerState& state) {
+  const std::string fifo_path = store.exec_fifo(state.id);
+  Fd fifo(::open(fifo_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fifo.valid()) {
+    return make_error(ExitStatus::Usage, "container {} is not in the created state", state.id);
+  }
+  // The init opens its end as soon as ours exists; until its byte arrives the read sees no
+  // data (or end of file), so poll while the init is alive.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    char byte = 0;
+    if (::read(fifo.get(), &byte, 1) == 1) {
+      break;
+    }
+    if (process_start_time(state.pid) != state.pid_start_time) {
+      return make_error(ExitStatus::HostError, "container {} ended before it started", state.id);
+    }
+    if (Clock::now() > deadline) {
+      return make_error(ExitStatus::HostError, "container {} did not start", state.id);
+    }
+    pollfd pfd{fifo.get(), POLLIN, 0};
+    ::poll(&pfd, 1, 5);
+  }
+  ::unlink(fifo_path.c_str());
+  return {};
+}
+
+// Copies between the user's terminal and the container's until the container's side closes.
+void proxy_terminal(int master) {
+  const bool interactive = ::isatty(STDIN_FILENO) != 0;
+  termios saved{};
+  if (interactive && ::tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios raw = saved;
+    ::cfmakeraw(&raw);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+  }
+  pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {master, POLLIN, 0}};
+  std::array<char, 4096> buffer{};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      break;
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      const ssize_t n = ::read(master, buffer.data(), buffer.size());
+      if (n <= 0) {
+        break;
+      }
+      [[maybe_unused]] ssize_t w = ::write(STDOUT_FILENO, buffer.data(), static_cast<size_t>(n));
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      const ssize_t n = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+      if (n <= 0) {
+        fds[0].fd = -1;  // end of input: keep showing the container's output
+      } else {
+        [[maybe_unused]] ssize_t w = ::write(master, buffer.data(), static_cast<size_t>(n));
+      }
+    }
+  }
+  if (interactive) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+}
+
+volatile sig_atomic_t g_forward_to = 0;
+void forward_signal(int signal) {
+  if (g_forward_to > 0) {
+    ::kill(g_forward_to, signal);
+  }
+}
+
+// A runtime waiting in the foreground passes the signals a user or a supervisor sends it on to
+// the container's process, as runc does.
+void forward_signals_to(pid_t pid) {
+  g_forward_to = pid;
+  struct sigaction action {};
+  action.sa_handler = forward_signal;
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
+    ::sigaction(signal, &action, nullptr);
+  }
+}
+
+Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options,
+                     const oci::Config& config, bool detach) {
+  Created created = HV_TRY(create_impl(context, options, config, !detach));
+  StateStore store(context.root);
+  {
+    Fd lock = HV_TRY(store.lock(options.id));
+    const ContainerState state = HV_TRY(store.load(options.id));
+    HV_TRY(start_impl(store, state));
+  }
+  if (detach) {
+    return 0;
+  }
+  // The runtime stays the container's parent: it forwards signals and reaps it.
+  forward_signals_to(created.pid);
+  if (created.terminal_master.valid()) {
+    proxy_terminal(created.terminal_master.get());
+  }
+  int status = 0;
+  while (::waitpid(created.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_forward_to = 0;
+  HV_TRY(delete_container(context, options.id, true));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Result<Cgroup> open_cgroup(const ContainerState& state) {
+  const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
+  return Cgroup::open(layout, state.cgroup_path);
+}
+
+Result<oci::Process> exec_process_spec(const ContainerState& state, const ExecOptions& options) {
+  oci::Config config = HV_TRY(load_oci_bundle_config(state.bundle));
+  oci::Process process = *config.process;
+  if (!options.process_file.empty()) {
+    std::ifstream in(options.process_file);
+    if (!in) {
+      return make_error(ExitStatus::FileMissing, "cannot read the process file {}",
+                        options.process_file);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    // A process document is validated as the process of a minimal config, so its errors name
+    // the same paths (.process.args ...).
+    const std::string wrapped =
+        R"({"ociVersion":"1.0.0","root":{"path":"/"},"process":)" + text.str() + "}";
+    oci::Config parsed = HV_TRY(parse_oci_config(wrapped));
+    process = *parsed.process;
+  } else if (!options.args.empty()) {
+    process.args = options.args;
+  }
+  if (options.tty) {
+    process.terminal = true;
+  }
+  if (process.args.empty()) {
+    return make_error(ExitStatus::Usage, "exec needs a command or --process");
+  }
+  return process;
+}
+
+}  // namespace
+
+Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& options) {
+  StateStore store(context.root);
+  ContainerState state;
+  {
+    Fd lock = HV_TRY(store.lock(options.id));
+    state = HV_TRY(store.load(options.id));
+  }
+  if (store.status(state, false) != ContainerStatus::Running) {
+    return make_error(ExitStatus::Usage, "container {} is not running", options.id);
+  }
+  const oci::Process process = HV_TRY(exec_process_spec(state, options));
+  const oci::Config config = HV_TRY(load_oci_bundle_config(state.bundle));
+  Cgroup cgroup = HV_TRY(open_cgroup(state));
+
+  // The namespaces to enter: those of the container's init that differ from the runtime's.
+  std::vector<std::pair<Fd, int>> namespaces;
+  for (auto [name, flag] :
+       std::initializer_list<std::pair<const char*, int>>{{"user", CLONE_NEWUSER},
+                                                          {"ipc", CLONE_NEWIPC},
+                                                          {"uts", CLONE_NEWUTS},
+                                                          {"net", CLONE_NEWNET},
+                                                          {"pid", CLONE_NEWPID},
+                                                          {"cgroup", CLONE_NEWCGROUP},
+                                                          {"mnt", CLONE_NEWNS}}) {
+    const std::string theirs = fmt::format("/proc/{}/ns/{}", state.pid, name);
+    const std::string ours = fmt::format("/proc/self/ns/{}", name);
+    struct stat a {
+    }, b{};
+    if (::stat(theirs.c_str(), &a) != 0 ||
+        (::stat(ours.c_str(), &b) == 0 && a.st_ino == b.st_ino)) {
+      continue;
+    }
+    Fd fd(::open(theirs.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      return Error::from_errno(fmt::format("cannot open {}", theirs));
+    }
+    namespaces.emplace_back(std::move(fd), flag);
+  }
+
+  Fd master, slave;
+  if (process.terminal) {
+    master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master.valid() || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
+      return Error::from_errno("cannot allocate a terminal");
+    }
+    slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  }
+  int sync[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
+    return Error::from_errno("cannot create the runtime's sync socket");
+  }
+  Fd parent_end(sync[0]), child_end(sync[1]);
+  const pid_t middle = ::fork();
+  if (middle < 0) {
+    return Error::from_errno("cannot fork");
+  }
+  if (middle == 0) {
+    parent_end.reset();
+    auto fail = [&](const Error& error) { child_fail(child_end.get(), error); };
+    if (Status joined = cgroup.add_process(::getpid()); !joined.ok()) {
+      fail(joined.error());
+    }
+    for (auto& [fd, flag] : namespaces) {
+      if (::setns(fd.get(), flag) != 0) {
+        fail(Error::from_errno("cannot enter the container's namespaces"));
+      }
+    }
+    // The pid namespace applies to children: the process runs in a second fork, and this one
+    // passes its exit status on.
+    const pid_t inner = ::fork();
+    if (inner < 0) {
+      fail(Error::from_errno("cannot fork inside the container"));
+    }
+    if (inner > 0) {
+      const std::string pid_text = std::to_string(inner);
+      [[maybe_unused]] ssize_t n = ::write(child_end.get(), pid_text.data(), pid_text.size());
+      int status = 0;
+      while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+      }
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    if (slave.valid()) {
+      ::setsid();
+      ::ioctl(slave.get(), TIOCSCTTY, 0);
+      for (int fd = 0; fd < 3; ++fd) {
+        ::dup2(slave.get(), fd);
+      }
+    }
+    if (::chdir(process.cwd.c_str()) != 0) {
+      fail(Error::from_errno(fmt::format("cannot change to {}", process.cwd)));
+    }
+    auto check = [&](Status status) {
+      if (!status.ok()) {
+        fail(status.error());
+      }
+    };
+    check(apply_rlimits(process.rlimits));
+    std::optional<SeccompFilter> seccomp;
+    if (config.linux.seccomp) {
+      Result<SeccompFilter> compiled = SeccompFilter::compile(*config.linux.seccomp);
+      if (!compiled.ok()) {
+        fail(compiled.error());
+      }
+      seccomp.emplace(std::move(*compiled));
+    }
+    if (seccomp && !process.no_new_privileges) {
+      check(seccomp->load());
+    }
+    check(apply_user_and_capabilities(process.user, process.capabilities));
+    if (process.no_new_privileges) {
+      check(set_no_new_privileges());
+      if (seccomp) {
+        check(seccomp->load());
+      }
+    }
+    exec_process(child_end.get(), process);
+  }
+  child_end.reset();
+  slave.reset();
+  std::array<char, 4096> report{};
+  const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
+  if (n <= 0 || report[0] == kFailed) {
+    int status = 0;
+    ::waitpid(middle, &status, 0);
+    std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
+                            : "the process ended before it started";
+    return make_error(ExitStatus::HostError, "cannot exec in container {}: {}", options.id, why);
+  }
+  const pid_t inner = static_cast<pid_t>(std::stol(std::string(report.data(), size_t(n))));
+  if (!options.pid_file.empty()) {
+    std::ofstream(options.pid_file, std::ios::trunc) << inner;
+  }
+  if (master.valid() && !options.console_socket.empty()) {
+    HV_TRY(send_terminal(options.console_socket, master.get()));
+    master.reset();
+  }
+  if (options.detach) {
+    return 0;
+  }
+  forward_signals_to(inner);
+  if (master.valid()) {
+    proxy_terminal(master.get());
+  }
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_forward_to = 0;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Status create_container(const RuntimeContext& context, const CreateOptions& options) {
+  oci::Config config = HV_TRY(load_oci_bundle_config(options.bundle));
+  return create_container_from(context, options, std::move(config));
+}
+
+Status create_container_from(const RuntimeContext& context, const CreateOptions& options,
+                             oci::Config config) {
+  HV_TRY(create_impl(context, options, config, false));
+  return {};
+}
+
+Status start_container(const RuntimeContext& context, const std::string& id) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  if (store.status(state, false) != ContainerStatus::Created) {
+    return make_error(ExitStatus::Usage, "container {} is not in the created state", id);
+  }
+  return start_impl(store, state);
+}
+
+Result<int> run_container(const RuntimeContext& context, const CreateOptions& options,
+                          bool detach) {
+  oci::Config config = HV_TRY(load_oci_bundle_config(options.bundle));
+  return run_impl(context, options, config, detach);
+}
+
+Result<int> run_container_from(const RuntimeContext& context, const CreateOptions& options,
+                               oci::Config config) {
+  return run_impl(context, options, config, false);
+}
+
+Result<std::string> container_state_json(const RuntimeContext& context, const std::string& id) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  bool frozen = false;
+  if (Result<Cgroup> cgroup = open_cgroup(state); cgroup.ok()) {
+    frozen = cgroup->frozen().ok() && *cgroup->frozen();
+  }
+  return state_json(state, store.status(state, frozen));
+}
+
+Status kill_container(const RuntimeContext& context, const std::string& id, int signal, bool all) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  if (all) {
+    Cgroup cgroup = HV_TRY(open_cgroup(state));
+    return cgroup.kill_all(signal);
+  }
+  if (store.status(state, false) == ContainerStatus::Stopped) {
+    return make_error(ExitStatus::Usage, "container {} is not running", id);
+  }
+  if (::kill(state.pid, signal) != 0) {
+    return Error::from_errno(fmt::format("cannot signal container {}", id));
+  }
+  return {};
+}
+
+Status delete_container(const RuntimeContext& context, const std::string& id, bool force) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  const ContainerStatus status = store.status(state, false);
+  if (status != ContainerStatus::Stopped && status != ContainerStatus::Created && !force) {
+    return make_error(ExitStatus::Usage, "container {} is {}: stop it first or use delete --force",
+                      id, status_name(status));
+  }
+  if (Result<Cgroup> cgroup = open_cgroup(state); cgroup.ok()) {
+    if (status == ContainerStatus::Paused) {
+      (void)cgroup->thaw();
+    }
+    HV_TRY(cgroup->destroy());  // kills whatever is left, init included
+  }
+  if (status != ContainerStatus::Stopped) {
+    ::kill(state.pid, SIGKILL);
+  }
+  return store.remove(id);
+}
+
+Status pause_container(const RuntimeContext& context, const std::string& id) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  if (store.status(state, false) != ContainerStatus::Running) {
+    return make_error(ExitStatus::Usage, "container {} is not running", id);
+  }
+  Cgroup cgroup = HV_TRY(open_cgroup(state));
+  return cgroup.freeze();
+}
+
+Status resume_container(const RuntimeContext& context, const std::string& id) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  Cgroup cgroup = HV_TRY(open_cgroup(state));
+  if (!HV_TRY(cgroup.frozen())) {
+    return make_error(ExitStatus::Usage, "container {} is not paused", id);
+  }
+  return cgroup.thaw();
+}
+
+Result<std::vector<pid_t>> container_pids(const RuntimeContext& context, const std::string& id) {
+  StateStore store(context.root);
+  Fd lock = HV_TRY(store.lock(id));
+  const ContainerState state = HV_TRY(store.load(id));
+  Cgroup cgroup = HV_TRY(open_cgroup(state));
+  return cgroup.pids();
+}
+
+Result<std::string> list_containers(const RuntimeContext& context, bool json, bool quiet) {
+  StateStore store(context.root);
+  const std::vector<std::string> ids = HV_TRY(store.list());
+  nlohmann::ordered_json array = nlohmann::ordered_json::array();
+  std::string quiet_text;
+  std::string text = fmt::format("{:<12} {:<8} {:<10} {:<40} {:<32} {}\n", "ID", "PID", "STATUS",
+                                 "BUNDLE", "CREATED", "OWNER");
+  for (const std::string& id : ids) {
+    Result<ContainerState> state = store.load(id);
+    if (!state.ok()) {
+      continue;  // being deleted
+    }
+    const ContainerStatus status = store.status(*state, false);
+    const pid_t pid = status == ContainerStatus::Stopped ? 0 : state->pid;
+    if (quiet) {
+      quiet_text += id + "\n";
+    }
+    text += fmt::format("{:<12} {:<8} {:<10} {:<40} {:<32} {}\n", id, pid, status_name(status),
+                        state->bundle, state->created, state->owner);
+    array.push_back({{"id", id},
+                     {"pid", pid},
+                     {"status", status_name(status)},
+                     {"bundle", state->bundle},
+                     {"rootfs", state->rootfs},
+                     {"created", state->created},
+                     {"owner", state->owner}});
+  }
+  if (quiet) {
+    return quiet_text;
+  }
+  return json ? array.dump(2) + "\n" : text;
+}
+
+Result<int> parse_signal(const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) {
+    const int number = std::stoi(text);
+    if (number > 0 && number < 65) {
+      return number;
+    }
+  }
+  std::string name = text;
+  for (char& c : name) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  if (name.starts_with("SIG")) {
+    name = name.substr(3);
+  }
+  for (int number = 1; number < NSIG; ++number) {
+    const char* abbrev = ::sigabbrev_np(number);
+    if (abbrev != nullptr && name == abbrev) {
+      return number;
+    }
+  }
+  return make_error(ExitStatus::Usage, "unknown signal '{}'", text);
+}
+
+std::string features_json() {
+  nlohmann::ordered_json json;
+  json["ociVersionMin"] = "1.0.0";
+  json["ociVersionMax"] = "1.2.0";
+  json["hooks"] = nlohmann::json::array();
+  json["mountOptions"] = {
+      "ro",         "rw",         "nosuid",      "suid",          "nodev",      "dev",
+      "noexec",     "exec",       "sync",        "async",         "dirsync",    "remount",
+      "mand",       "nomand",     "noatime",     "atime",         "nodiratime", "diratime",
+      "relatime",   "norelatime", "strictatime", "nostrictatime", "bind",       "rbind",
+      "private",    "rprivate",   "shared",      "rshared",       "slave",      "rslave",
+      "unbindable", "runbindable"};
+  json["linux"]["namespaces"] = {"cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"};
+  json["linux"]["cgroup"] = {
+      {"v1", true}, {"v2", true}, {"systemd", false}, {"systemdUser", false}};
+  json["linux"]["seccomp"]["enabled"] = true;
+  json["linux"]["apparmor"]["enabled"] = false;
+  json["linux"]["selinux"]["enabled"] = false;
+  json["annotations"]["org.opencontainers.runtime-spec.features"] = "hv";
+  return json.dump(2) + "\n";
+}
+
+}  // namespace hv::container

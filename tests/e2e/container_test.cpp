@@ -1,0 +1,216 @@
+// hv as an OCI runtime, through its command line as podman would drive it: bundles built from
+// Debian's busybox-static, isolation checked from inside the container, and nothing left behind.
+// Needs root (namespaces, cgroups, mounts); skipped otherwise with the reason.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "process.hpp"
+
+namespace hv::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Mount points, as /proc/self/mountinfo lists them (field 5).
+std::vector<std::string> host_mounts() {
+  std::vector<std::string> mounts;
+  std::istringstream in(read_text("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string field;
+    for (int i = 0; i < 5 && fields >> field; ++i) {
+    }
+    mounts.push_back(field);
+  }
+  std::sort(mounts.begin(), mounts.end());
+  return mounts;
+}
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "containers need root (namespaces, cgroups, mounts)";
+    }
+    if (::access("/bin/busybox", X_OK) != 0) {
+      GTEST_SKIP()
+          << "/bin/busybox missing: apt-get install busybox-static (tools/install-deps.sh)";
+    }
+    char pattern[] = "/tmp/hv-container-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    state_root_ = dir_ + "/state";
+    bundle_ = dir_ + "/bundle";
+    const std::string rootfs = bundle_ + "/rootfs";
+    fs::create_directories(rootfs + "/bin");
+    fs::copy_file("/bin/busybox", rootfs + "/bin/busybox");
+    for (const char* applet : {"sh", "true", "false", "cat", "echo", "hostname", "ls", "id",
+                               "sleep", "ip", "grep", "wc", "mount"}) {
+      fs::create_symlink("busybox", rootfs + "/bin/" + applet);
+    }
+    mounts_before_ = host_mounts();
+    ProcessResult spec = hv({"spec", "--bundle", bundle_});
+    ASSERT_EQ(spec.exit_status, 0) << spec.err;
+    config_ = nlohmann::json::parse(read_text(bundle_ + "/config.json"));
+    config_["process"]["terminal"] = false;
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) {
+      return;
+    }
+    // Nothing may be left: no mounts, no state, no cgroup.
+    EXPECT_EQ(host_mounts(), mounts_before_);
+    std::error_code ec;
+    if (fs::exists(state_root_)) {
+      EXPECT_TRUE(fs::is_empty(state_root_, ec)) << "state left in " << state_root_;
+    }
+    EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/hv/" + id_)) << "cgroup left behind";
+    fs::remove_all(dir_, ec);
+  }
+
+  void write_config() { std::ofstream(bundle_ + "/config.json") << config_.dump(2); }
+
+  ProcessResult hv(std::vector<std::string> args, const std::string& stdin_data = {}) {
+    args.insert(args.begin(), {HV_BINARY, "oci", "--root", state_root_});
+    return run_process(args, 60s, stdin_data);
+  }
+
+  // `create` leaves the container's init holding the runtime's standard streams, as podman's
+  // conmon expects; here they go to files so the test does not wait for the container to end.
+  ProcessResult hv_create() {
+    const std::string out = dir_ + "/create.out", err = dir_ + "/create.err";
+    const std::string command =
+        fmt_command({HV_BINARY, "oci", "--root", state_root_, "create", "--bundle", bundle_, id_}) +
+        " </dev/null >" + out + " 2>" + err;
+    ProcessResult r = run_process({"sh", "-c", command}, 60s);
+    r.out = read_text(out);
+    r.err = read_text(err);
+    return r;
+  }
+
+  static std::string fmt_command(const std::vector<std::string>& words) {
+    std::string command;
+    for (const std::string& word : words) {
+      command += "'" + word + "' ";
+    }
+    return command;
+  }
+
+  ProcessResult run_in_container(const std::vector<std::string>& command) {
+    config_["process"]["args"] = command;
+    write_config();
+    return hv({"run", "--bundle", bundle_, id_});
+  }
+
+  std::string dir_, state_root_, bundle_;
+  std::string id_ = "hv-test-" + std::to_string(::getpid());
+  nlohmann::json config_;
+  std::vector<std::string> mounts_before_;
+};
+
+TEST_F(ContainerTest, RunSeesItselfAsPid1WithItsOwnHostname) {
+  config_["hostname"] = "box";
+  ProcessResult r = run_in_container({"sh", "-c", "echo pid=$$; hostname; ls /"});
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("pid=1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("box\n"), std::string::npos) << r.out;
+  // The root is the bundle's: busybox's bin, the runtime's /proc, /dev, /sys, nothing of the host.
+  EXPECT_NE(r.out.find("bin"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("etc"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, NoHostMountsAndOnlyLoopbackWithItsOwnNetwork) {
+  ProcessResult r = run_in_container(
+      {"sh", "-c",
+       "cat /proc/self/mountinfo | wc -l; ls /sys/class/net; cat /proc/1/status | grep ^Cap"});
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("lo\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("eth0"), std::string::npos) << r.out;
+  // Default capabilities: AUDIT_WRITE (29), KILL (5), NET_BIND_SERVICE (10).
+  EXPECT_NE(r.out.find("CapEff:\t0000000020000420"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapBnd:\t0000000020000420"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, ExitStatusOfTheProcessIsTheRuntimes) {
+  ProcessResult r = run_in_container({"sh", "-c", "exit 7"});
+  EXPECT_EQ(r.exit_status, 7) << r.err;
+}
+
+TEST_F(ContainerTest, SeccompDeniedSyscallFailsWithTheConfiguredErrno) {
+  config_["linux"]["seccomp"] = {
+      {"defaultAction", "SCMP_ACT_ALLOW"},
+      {"syscalls", {{{"names", {"sethostname"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 13}}}}};
+  config_["process"]["capabilities"]["bounding"].push_back("CAP_SYS_ADMIN");
+  config_["process"]["capabilities"]["effective"].push_back("CAP_SYS_ADMIN");
+  config_["process"]["capabilities"]["permitted"].push_back("CAP_SYS_ADMIN");
+  ProcessResult r = run_in_container({"sh", "-c", "hostname other 2>&1; echo rc=$?"});
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Permission denied"), std::string::npos) << r.out;  // EACCES = 13
+}
+
+TEST_F(ContainerTest, PidsLimitStopsAForkBomb) {
+  config_["linux"]["resources"]["pids"]["limit"] = 10;
+  // The shell counts each child it starts; the tenth process of the cgroup cannot be forked.
+  ProcessResult r = run_in_container(
+      {"sh", "-c", "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo n=$i; sleep 5 & done"});
+  EXPECT_NE(r.out.find("n=9\n"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("n=11\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("can't fork"), std::string::npos) << r.err;
+}
+
+TEST_F(ContainerTest, CreateStartStateKillDelete) {
+  config_["process"]["args"] = {"sleep", "100"};
+  write_config();
+  ProcessResult created = hv_create();
+  ASSERT_EQ(created.exit_status, 0) << created.err;
+  nlohmann::json state = nlohmann::json::parse(hv({"state", id_}).out);
+  EXPECT_EQ(state["status"], "created");
+  EXPECT_GT(state["pid"].get<int>(), 0);
+  EXPECT_EQ(state["bundle"], bundle_);
+  ASSERT_EQ(hv({"start", id_}).exit_status, 0);
+  EXPECT_EQ(nlohmann::json::parse(hv({"state", id_}).out)["status"], "running");
+  EXPECT_NE(hv({"list"}).out.find(id_), std::string::npos);
+  EXPECT_NE(hv({"delete", id_}).exit_status, 0);  // running: refused without --force
+  ASSERT_EQ(hv({"kill", id_, "KILL"}).exit_status, 0);
+  for (int i = 0; i < 100; ++i) {
+    if (nlohmann::json::parse(hv({"state", id_}).out)["status"] == "stopped") {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(nlohmann::json::parse(hv({"state", id_}).out)["status"], "stopped");
+  EXPECT_EQ(hv({"delete", id_}).exit_status, 0);
+  EXPECT_NE(hv({"state", id_}).exit_status, 0);
+}
+
+TEST_F(ContainerTest, MalformedConfigNamesTheFieldAndLeavesNothing) {
+  config_["process"]["args"] = "not an array";
+  write_config();
+  ProcessResult r = hv({"create", "--bundle", bundle_, id_});
+  EXPECT_EQ(r.exit_status, 18) << r.err;
+  EXPECT_NE(r.err.find(".process.args"), std::string::npos) << r.err;
+}
+
+TEST_F(ContainerTest, MissingProgramFailsCleanly) {
+  ProcessResult r = run_in_container({"/no/such/program"});
+  EXPECT_EQ(r.exit_status, 127);
+  EXPECT_NE(r.err.find("/no/such/program"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace hv::test
