@@ -49,7 +49,7 @@ hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/hybrid.json" -n "hv
 
 echo "== medians (seconds)"
 for json in "$work/v1.json" "$work/hybrid.json"; do
-  grep -E '"command"|"median"' "$json" | paste - - | sed -E 's/ *"command": "([^"]*)", *"median": ([0-9.e-]+),?/\1 \2/'
+  grep -E '"command"|"median"' "$json" | paste - - | sed -E 's/[[:space:]]*"command": "([^"]*)",[[:space:]]*"median": ([0-9.e-]+),?/\1 \2/'
 done
 
 echo "== peak RSS of the runtime process (/usr/bin/time -f %M, KiB; median of 10 runs)"
