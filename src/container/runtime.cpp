@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "container/cgroups.hpp"
+#include "container/hooks.hpp"
 #include "container/oci_config.hpp"
 #include "container/process_security.hpp"
 #include "container/rootfs.hpp"
@@ -37,6 +38,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kGo = 'g';
 constexpr char kReady = 'r';
+constexpr char kNamespacesReady = 'n';  // the runtime-namespace hooks may run now
+constexpr char kContinue = 'c';         // followed by the state JSON for the container's hooks
 constexpr char kFailed = 'e';
 
 struct NamespaceFlag {
@@ -113,7 +116,13 @@ std::string id_map_text(const std::vector<oci::IdMapping>& mappings) {
 [[noreturn]] void child_fail(int sync_fd, const Error& error) {
   std::string message = error.to_string();
   message.insert(message.begin(), kFailed);
-  [[maybe_unused]] ssize_t n = ::write(sync_fd, message.data(), message.size());
+  if (::send(sync_fd, message.data(), message.size(), MSG_NOSIGNAL) < 0) {
+    // The runtime has gone (the container was started by another process): say it on the
+    // container's standard error instead.
+    message.erase(message.begin());
+    message = "hv: error: " + message + "\n";
+    [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, message.data(), message.size());
+  }
   ::_exit(127);
 }
 
@@ -213,6 +222,18 @@ struct ChildSetup {
       ::setdomainname(config.domainname.data(), config.domainname.size()) != 0) {
     child_fail(setup.sync_fd, Error::from_errno("cannot set the domain name"));
   }
+  // The runtime runs its prestart and createRuntime hooks now that the namespaces exist, and
+  // sends the state the container's own hooks get.
+  if (::write(setup.sync_fd, &kNamespacesReady, 1) != 1) {
+    ::_exit(126);
+  }
+  std::vector<char> message(1 << 16);
+  const ssize_t received = ::read(setup.sync_fd, message.data(), message.size());
+  if (received <= 0 || message[0] != kContinue) {
+    ::_exit(126);
+  }
+  const std::string state_text(message.data() + 1, static_cast<size_t>(received - 1));
+  check(run_hooks(config.hooks.create_container, "createContainer", state_text));
   check(prepare_rootfs(config, setup.rootfs, setup.no_pivot));
   check(apply_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
   check(finish_rootfs(config));
@@ -261,6 +282,7 @@ struct ChildSetup {
   }
   fifo.reset();
   ::close(setup.state_dir_fd);
+  check(run_hooks(config.hooks.start_container, "startContainer", state_text));
   if (seccomp && process.no_new_privileges) {
     check(seccomp->load());
   }
@@ -472,17 +494,6 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
       HV_TRY(write_text(proc + "/gid_map", id_map_text(config.linux.gid_mappings)));
     }
   }
-  if (::write(parent_end.get(), &kGo, 1) != 1) {
-    return Error::from_errno("the container's process did not take the go-ahead");
-  }
-  std::array<char, 4096> report{};
-  const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
-  if (n <= 0 || report[0] != kReady) {
-    std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
-                            : "the container's process ended during set-up";
-    return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
-  }
-
   ContainerState state;
   state.id = options.id;
   state.pid = child;
@@ -493,6 +504,34 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   state.created = now_rfc3339();
   state.owner = user_name();
   state.annotations = config.annotations;
+
+  if (::write(parent_end.get(), &kGo, 1) != 1) {
+    return Error::from_errno("the container's process did not take the go-ahead");
+  }
+  std::array<char, 4096> report{};
+  auto read_report = [&]() -> Result<char> {
+    const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
+    if (n <= 0 || report[0] == kFailed) {
+      std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
+                              : "the container's process ended during set-up";
+      return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
+    }
+    return report[0];
+  };
+  if (HV_TRY(read_report()) != kNamespacesReady) {
+    return make_error(ExitStatus::HostError, "container {}: set-up out of step", options.id);
+  }
+  const std::string creating = state_json(state, ContainerStatus::Creating);
+  HV_TRY(run_hooks(config.hooks.prestart, "prestart", creating));
+  HV_TRY(run_hooks(config.hooks.create_runtime, "createRuntime", creating));
+  std::string go_on = creating;
+  go_on.insert(go_on.begin(), kContinue);
+  if (::send(parent_end.get(), go_on.data(), go_on.size(), MSG_NOSIGNAL) < 0) {
+    return Error::from_errno("the container's process ended during set-up");
+  }
+  if (HV_TRY(read_report()) != kReady) {
+    return make_error(ExitStatus::HostError, "container {}: set-up out of step", options.id);
+  }
   HV_TRY(store.save(state));
   if (!options.pid_file.empty()) {
     const std::string text = std::to_string(child);
@@ -509,7 +548,8 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   return Created{child, std::move(master)};
 }
 
-Status start_impl(const StateStore& store, const ContainerState& state) {
+Status start_impl(const StateStore& store, const ContainerState& state,
+                  const std::vector<oci::Hook>& poststart) {
   const std::string fifo_path = store.exec_fifo(state.id);
   Fd fifo(::open(fifo_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (!fifo.valid()) {
@@ -533,6 +573,11 @@ Status start_impl(const StateStore& store, const ContainerState& state) {
     ::poll(&pfd, 1, 5);
   }
   ::unlink(fifo_path.c_str());
+  // A failing poststart hook is a warning: the container runs already.
+  if (Status hooks = run_hooks(poststart, "poststart", state_json(state, ContainerStatus::Running));
+      !hooks.ok()) {
+    fmt::print(stderr, "hv: warning: {}\n", hooks.error().message);
+  }
   return {};
 }
 
@@ -600,7 +645,7 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
   {
     Fd lock = HV_TRY(store.lock(options.id));
     const ContainerState state = HV_TRY(store.load(options.id));
-    HV_TRY(start_impl(store, state));
+    HV_TRY(start_impl(store, state, config.hooks.poststart));
   }
   if (detach) {
     return 0;
@@ -822,7 +867,8 @@ Status start_container(const RuntimeContext& context, const std::string& id) {
   if (store.status(state, false) != ContainerStatus::Created) {
     return make_error(ExitStatus::Usage, "container {} is not in the created state", id);
   }
-  return start_impl(store, state);
+  Result<oci::Config> config = load_oci_bundle_config(state.bundle);
+  return start_impl(store, state, config.ok() ? config->hooks.poststart : std::vector<oci::Hook>{});
 }
 
 Result<int> run_container(const RuntimeContext& context, const CreateOptions& options,
@@ -882,7 +928,16 @@ Status delete_container(const RuntimeContext& context, const std::string& id, bo
   if (status != ContainerStatus::Stopped) {
     ::kill(state.pid, SIGKILL);
   }
-  return store.remove(id);
+  HV_TRY(store.remove(id));
+  // poststop hooks run once the container is gone; their failures are warnings.
+  if (Result<oci::Config> config = load_oci_bundle_config(state.bundle); config.ok()) {
+    if (Status hooks = run_hooks(config->hooks.poststop, "poststop",
+                                 state_json(state, ContainerStatus::Stopped));
+        !hooks.ok()) {
+      fmt::print(stderr, "hv: warning: {}\n", hooks.error().message);
+    }
+  }
+  return {};
 }
 
 Status pause_container(const RuntimeContext& context, const std::string& id) {
@@ -975,7 +1030,8 @@ std::string features_json() {
   nlohmann::ordered_json json;
   json["ociVersionMin"] = "1.0.0";
   json["ociVersionMax"] = "1.2.0";
-  json["hooks"] = nlohmann::json::array();
+  json["hooks"] = {"prestart",       "createRuntime", "createContainer",
+                   "startContainer", "poststart",     "poststop"};
   json["mountOptions"] = {
       "ro",         "rw",         "nosuid",      "suid",          "nodev",      "dev",
       "noexec",     "exec",       "sync",        "async",         "dirsync",    "remount",

@@ -198,6 +198,60 @@ TEST_F(ContainerTest, CreateStartStateKillDelete) {
   EXPECT_NE(hv({"state", id_}).exit_status, 0);
 }
 
+TEST_F(ContainerTest, ExecPausePsOnARunningContainer) {
+  config_["hostname"] = "execbox";
+  config_["process"]["args"] = {"sleep", "100"};
+  write_config();
+  ASSERT_EQ(hv_create().exit_status, 0);
+  ASSERT_EQ(hv({"start", id_}).exit_status, 0);
+  // exec joins the container's namespaces: same hostname, and PID 1 is the container's sleep.
+  ProcessResult exec = hv({"exec", id_, "--", "sh", "-c", "hostname; cat /proc/1/cmdline; exit 3"});
+  EXPECT_EQ(exec.exit_status, 3) << exec.err;
+  EXPECT_NE(exec.out.find("execbox\n"), std::string::npos) << exec.out;
+  EXPECT_NE(exec.out.find("sleep"), std::string::npos) << exec.out;
+  ProcessResult ps = hv({"ps", "--format", "json", id_});
+  ASSERT_EQ(ps.exit_status, 0) << ps.err;
+  EXPECT_EQ(nlohmann::json::parse(ps.out).size(), 1u) << ps.out;
+  ASSERT_EQ(hv({"pause", id_}).exit_status, 0);
+  EXPECT_EQ(nlohmann::json::parse(hv({"state", id_}).out)["status"], "paused");
+  ASSERT_EQ(hv({"resume", id_}).exit_status, 0);
+  EXPECT_EQ(nlohmann::json::parse(hv({"state", id_}).out)["status"], "running");
+  EXPECT_EQ(hv({"delete", "--force", id_}).exit_status, 0);
+}
+
+TEST_F(ContainerTest, HooksRunInOrderWithTheStateOnStdin) {
+  // Runtime-namespace hooks and createContainer (before pivot_root) log to a host file;
+  // startContainer runs inside the container, so it logs into the container's root.
+  const std::string log = dir_ + "/hooks.log";
+  auto hook = [&](const std::string& name, const std::string& file) {
+    return nlohmann::json{{"path", "/bin/sh"},
+                          {"args",
+                           {"sh", "-c",
+                            "s=$(cat); case \"$s\" in *'\"id\"'*) ;; *) exit 1;; "
+                            "esac; echo " +
+                                name + " >> " + file}},
+                          {"timeout", 10}};
+  };
+  config_["root"]["readonly"] = false;  // startContainer writes into the root
+  config_["hooks"]["prestart"] = {hook("prestart", log)};
+  config_["hooks"]["createRuntime"] = {hook("createRuntime", log)};
+  config_["hooks"]["createContainer"] = {hook("createContainer", log)};
+  config_["hooks"]["startContainer"] = {hook("startContainer", "/started")};
+  config_["hooks"]["poststart"] = {hook("poststart", log)};
+  config_["hooks"]["poststop"] = {hook("poststop", log)};
+  ProcessResult r = run_in_container({"sh", "-c", "cat /started"});
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "startContainer\n");
+  EXPECT_EQ(read_text(log), "prestart\ncreateRuntime\ncreateContainer\npoststart\npoststop\n");
+}
+
+TEST_F(ContainerTest, FailingCreateRuntimeHookUndoesTheCreation) {
+  config_["hooks"]["createRuntime"] = {{{"path", "/bin/false"}}};
+  ProcessResult r = run_in_container({"true"});
+  EXPECT_NE(r.exit_status, 0);
+  EXPECT_NE(r.err.find("createRuntime hook"), std::string::npos) << r.err;
+}
+
 TEST_F(ContainerTest, MalformedConfigNamesTheFieldAndLeavesNothing) {
   config_["process"]["args"] = "not an array";
   write_config();
