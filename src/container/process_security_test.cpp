@@ -288,10 +288,15 @@ TEST(SeccompFilterTest, ErrnoDefaultWithAllowList) {
     oci::Seccomp spec;
     spec.default_action = oci::SeccompAction::Errno;
     spec.default_errno_ret = ENOSYS;
-    // What the child itself needs to report and leave, and getpid.
-    spec.syscalls.push_back(rule({"write", "exit", "exit_group", "getpid", "brk", "mmap", "munmap",
-                                  "rt_sigreturn", "rt_sigprocmask"},
-                                 oci::SeccompAction::Allow));
+    // What the child itself needs to report and leave, and getpid; plus what a sanitizer
+    // runtime calls on its own in an instrumented build (signal stacks, memory, reports).
+    spec.syscalls.push_back(rule(
+        {"write",    "exit",         "exit_group",     "getpid",      "brk",          "mmap",
+         "munmap",   "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "rt_sigaction", "madvise",
+         "mprotect", "mremap",       "futex",          "prlimit64",   "sched_yield",  "close",
+         "read",     "openat",       "newfstatat",     "fstat",       "readlink",     "gettid",
+         "tgkill",   "getrandom",    "clock_gettime"},
+        oci::SeccompAction::Allow));
     auto filter = SeccompFilter::compile(spec);
     CHILD_OK(filter);
     CHILD_OK(prepare_for_seccomp());

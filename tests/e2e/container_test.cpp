@@ -252,6 +252,15 @@ TEST_F(ContainerTest, FailingCreateRuntimeHookUndoesTheCreation) {
   EXPECT_NE(r.err.find("createRuntime hook"), std::string::npos) << r.err;
 }
 
+TEST_F(ContainerTest, ContainerRunFromARootDirectory) {
+  ProcessResult r = run_process(
+      {HV_BINARY, "container", "run", "--hostname", "c1", "--pids", "20", "--memory", "64M",
+       bundle_ + "/rootfs", "--", "sh", "-c", "hostname; echo pid=$$; ls /sys/class/net; exit 5"},
+      60s);
+  EXPECT_EQ(r.exit_status, 5) << r.err;
+  EXPECT_EQ(r.out, "c1\npid=1\nlo\n");
+}
+
 TEST_F(ContainerTest, MalformedConfigNamesTheFieldAndLeavesNothing) {
   config_["process"]["args"] = "not an array";
   write_config();
