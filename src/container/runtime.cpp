@@ -645,7 +645,13 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
   {
     Fd lock = HV_TRY(store.lock(options.id));
     const ContainerState state = HV_TRY(store.load(options.id));
-    HV_TRY(start_impl(store, state, config.hooks.poststart));
+    if (Status started = start_impl(store, state, config.hooks.poststart); !started.ok()) {
+      lock.reset();
+      // A container `run` could not start is removed at once, not left for `delete`.
+      (void)delete_container(context, options.id, true);
+      ::waitpid(created.pid, nullptr, 0);
+      return std::move(started).error();
+    }
   }
   if (detach) {
     return 0;
