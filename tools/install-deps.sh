@@ -8,6 +8,7 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev libzydis-dev libxbyak-dev libseccomp-dev libcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-x86 util-linux hyperfine busybox-static
+  podman conmon netavark crun runc
 )
 
 missing=()

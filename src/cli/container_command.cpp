@@ -70,6 +70,10 @@ void add_oci_commands(CLI::App& oci, OciOptions& o) {
     command->add_option("--console-socket", o.console_socket,
                         "AF_UNIX socket that receives the terminal's master end");
     command->add_flag("--no-pivot", o.no_pivot, "chroot instead of pivot_root");
+    command
+        ->add_option("--preserve-fds", o.preserve_fds,
+                     "pass this many descriptors after stderr (3, 4 ...) to the process")
+        ->check(CLI::Range(0, 65536));
     command->add_flag("--no-new-keyring", o.no_new_keyring, "(accepted for compatibility)");
     command->add_option("id", o.id, "container ID")->required();
   }
@@ -81,6 +85,9 @@ void add_oci_commands(CLI::App& oci, OciOptions& o) {
   exec->add_option("--pid-file", o.pid_file, "write the process's PID here");
   exec->add_option("--console-socket", o.console_socket,
                    "AF_UNIX socket that receives the terminal's master end");
+  exec->add_option("--preserve-fds", o.preserve_fds,
+                   "pass this many descriptors after stderr (3, 4 ...) to the process")
+      ->check(CLI::Range(0, 65536));
   exec->add_option("id", o.id)->required();
   exec->add_option("command", o.command, "the program and its arguments");
   auto* start = oci.add_subcommand("start", "run the user's process of a created container");
@@ -118,7 +125,8 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
                                 "the cgroup file system (use the cgroupfs manager)"));
   }
   const container::RuntimeContext context{o.root};
-  const container::CreateOptions create{o.id, o.bundle, o.pid_file, o.console_socket, o.no_pivot};
+  const container::CreateOptions create{o.id,       o.bundle,      o.pid_file, o.console_socket,
+                                        o.no_pivot, o.preserve_fds};
   CLI::App* command = oci.get_subcommands().front();
   const std::string name = command->get_name();
   if (name == "create") {
@@ -132,8 +140,8 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
     return *status;
   }
   if (name == "exec") {
-    container::ExecOptions exec{o.id,     o.process_file, o.command,       o.tty,
-                                o.detach, o.pid_file,     o.console_socket};
+    container::ExecOptions exec{o.id,     o.process_file, o.command,        o.tty,
+                                o.detach, o.pid_file,     o.console_socket, o.preserve_fds};
     Result<int> status = container::exec_in_container(context, exec);
     if (!status.ok()) {
       return finish(o, std::move(status).error());

@@ -19,6 +19,7 @@ struct OciOptions {
   std::string pid_file;
   std::string console_socket;
   bool no_pivot = false;
+  int preserve_fds = 0;
   bool detach = false;
   bool force = false;
   bool all = false;

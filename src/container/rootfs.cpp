@@ -165,37 +165,48 @@ Status do_mount(int root_fd, const oci::Mount& mount) {
   const MountOptions options = parse_mount_options(mount.options);
   const bool bind = options.bind || mount.type == "bind";
   const bool leaf_is_file = bind && !is_directory_source(mount);
-  const int target_fd = HV_TRY(open_in_root(root_fd, mount.destination, true, leaf_is_file));
-  Fd target_owner(target_fd);
-  const std::string target = fd_path(target_fd);
-  if (bind) {
-    const unsigned long bind_flags = MS_BIND | (options.recursive_bind ? MS_REC : 0);
-    if (::mount(mount.source.c_str(), target.c_str(), nullptr, bind_flags, nullptr) != 0) {
-      return mount_error("bind-mount " + mount.source + " onto", mount.destination);
-    }
-    // Flags on a bind mount take a second, remounting call.
-    const unsigned long extra = options.flags & ~MS_REMOUNT;
-    if (extra != 0 &&
-        ::mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | extra, nullptr) != 0) {
-      return mount_error("apply the options of", mount.destination);
-    }
-  } else {
-    std::string type = mount.type;
-    std::string data = options.data;
-    if (type == "cgroup") {
-      // Without a cgroup namespace view of every v1 hierarchy, the container gets an empty,
-      // read-only tmpfs at its cgroup mount point (documented limitation).
-      type = "tmpfs";
-      data = "mode=755";
-    }
-    const std::string source = mount.source.empty() ? type : mount.source;
-    if (::mount(source.c_str(), target.c_str(), type.c_str(), options.flags,
-                data.empty() ? nullptr : data.c_str()) != 0) {
-      return mount_error("mount " + type + " on", mount.destination);
+  {
+    const int target_fd = HV_TRY(open_in_root(root_fd, mount.destination, true, leaf_is_file));
+    Fd target_owner(target_fd);
+    const std::string target = fd_path(target_fd);
+    if (bind) {
+      const unsigned long bind_flags = MS_BIND | (options.recursive_bind ? MS_REC : 0);
+      if (::mount(mount.source.c_str(), target.c_str(), nullptr, bind_flags, nullptr) != 0) {
+        return mount_error("bind-mount " + mount.source + " onto", mount.destination);
+      }
+    } else {
+      std::string type = mount.type;
+      std::string data = options.data;
+      if (type == "cgroup") {
+        // Without a cgroup namespace view of every v1 hierarchy, the container gets an empty,
+        // read-only tmpfs at its cgroup mount point (documented limitation).
+        type = "tmpfs";
+        data = "mode=755";
+      }
+      const std::string source = mount.source.empty() ? type : mount.source;
+      if (::mount(source.c_str(), target.c_str(), type.c_str(), options.flags,
+                  data.empty() ? nullptr : data.c_str()) != 0) {
+        return mount_error("mount " + type + " on", mount.destination);
+      }
     }
   }
+  const unsigned long bind_remount_flags = bind ? options.flags & ~MS_REMOUNT : 0;
+  if (bind_remount_flags == 0 && options.propagation == 0) {
+    return {};
+  }
+  // The descriptor opened before mounting names the covered mount point, not the new mount: a
+  // remount or propagation change through it fails with EINVAL. Resolve the path again so it
+  // lands on the root of what was just mounted.
+  const int mounted_fd = HV_TRY(open_in_root(root_fd, mount.destination, false, leaf_is_file));
+  Fd mounted_owner(mounted_fd);
+  const std::string mounted = fd_path(mounted_fd);
+  // Flags on a bind mount take a second, remounting call.
+  if (bind_remount_flags != 0 && ::mount(nullptr, mounted.c_str(), nullptr,
+                                         MS_REMOUNT | MS_BIND | bind_remount_flags, nullptr) != 0) {
+    return mount_error("apply the options of", mount.destination);
+  }
   if (options.propagation != 0 &&
-      ::mount(nullptr, target.c_str(), nullptr, options.propagation, nullptr) != 0) {
+      ::mount(nullptr, mounted.c_str(), nullptr, options.propagation, nullptr) != 0) {
     return mount_error("set the propagation of", mount.destination);
   }
   return {};

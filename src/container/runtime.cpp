@@ -1,11 +1,13 @@
 #include "container/runtime.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +43,8 @@ constexpr char kReady = 'r';
 constexpr char kNamespacesReady = 'n';  // the runtime-namespace hooks may run now
 constexpr char kContinue = 'c';         // followed by the state JSON for the container's hooks
 constexpr char kFailed = 'e';
+constexpr char kTerminal = 't';  // carries the master of the terminal opened in the container
+constexpr char kPid = 'p';       // exec: followed by the process's PID in the runtime's namespace
 
 struct NamespaceFlag {
   oci::NamespaceType type;
@@ -126,8 +130,147 @@ std::string id_map_text(const std::vector<oci::IdMapping>& mappings) {
   ::_exit(127);
 }
 
+// Sends `payload` with one descriptor attached (SCM_RIGHTS).
+Status send_with_descriptor(int sock, std::string_view payload, int fd) {
+  iovec iov{const_cast<char*>(payload.data()), payload.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
+  if (::sendmsg(sock, &message, MSG_NOSIGNAL) < 0) {
+    return Error::from_errno("cannot pass a descriptor over a socket");
+  }
+  return {};
+}
+
+// One message from the container's side of the sync socket: a kind byte, text, and the
+// descriptor it carried, if any.
+struct SyncMessage {
+  char kind = 0;
+  std::string text;
+  Fd fd;
+};
+
+// nullopt at end of file: every process holding the other end has exec'd or exited.
+std::optional<SyncMessage> receive_sync(int sock) {
+  std::array<char, 4096> buffer{};
+  iovec iov{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t n = 0;
+  do {
+    n = ::recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    return std::nullopt;
+  }
+  SyncMessage result;
+  result.kind = buffer[0];
+  result.text.assign(buffer.data() + 1, static_cast<size_t>(n - 1));
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+       header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(header), sizeof(int));
+      result.fd.reset(fd);
+    }
+  }
+  return result;
+}
+
+// The window size a new terminal starts with: the config's, else the user's terminal's.
+winsize initial_window_size(const oci::Process& process) {
+  winsize size{};
+  if (process.console_size) {
+    size.ws_row = static_cast<unsigned short>(process.console_size->height);
+    size.ws_col = static_cast<unsigned short>(process.console_size->width);
+  } else if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_row == 0) {
+    size = {24, 80, 0, 0};
+  }
+  return size;
+}
+
+// Runs inside the container once its root is in place. The terminal comes from the container's
+// own devpts instance, as with runc and crun: a pty of the host's devpts would have no name
+// inside the container (ttyname fails, `tty` says "not a tty"). Its slave becomes this process's
+// controlling terminal and standard streams (and /dev/console for the init); its master goes to
+// the runtime, which hands it to the --console-socket or proxies it.
+Status open_container_terminal(int sync_fd, const winsize& size, bool bind_console) {
+  Fd master(::open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master.valid()) {
+    master.reset(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  }
+  if (!master.valid() || ::unlockpt(master.get()) != 0) {
+    return Error::from_errno("cannot open a terminal in the container's /dev/pts");
+  }
+  Fd slave(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!slave.valid()) {
+    return Error::from_errno("cannot open the slave of the container's terminal");
+  }
+  ::ioctl(master.get(), TIOCSWINSZ, &size);
+  if (bind_console) {
+    const int console = ::open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (console >= 0) {
+      ::close(console);
+    }
+    const std::string slave_path = "/proc/self/fd/" + std::to_string(slave.get());
+    if (::mount(slave_path.c_str(), "/dev/console", nullptr, MS_BIND, nullptr) != 0) {
+      return Error::from_errno("cannot bind the container's terminal onto /dev/console");
+    }
+  }
+  if (::setsid() < 0 || ::ioctl(slave.get(), TIOCSCTTY, 0) != 0) {
+    return Error::from_errno("cannot make the terminal controlling");
+  }
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::dup2(slave.get(), fd) < 0) {
+      return Error::from_errno("cannot attach the terminal to the standard streams");
+    }
+  }
+  return send_with_descriptor(sync_fd, std::string_view(&kTerminal, 1), master.get());
+}
+
+// The process's limits, identity and privileges, in the order that keeps each step possible:
+// limits while privileged, a seccomp filter before the capabilities go when there is no
+// no_new_privs (only a privileged process may load one then), the user and capabilities, then
+// no_new_privs. With no_new_privs the filter is returned unloaded: the caller loads it last,
+// right before exec, so the runtime's own remaining calls are not filtered.
+Result<std::optional<SeccompFilter>> apply_process_security(const oci::Config& config,
+                                                            const oci::Process& process) {
+  HV_TRY(apply_rlimits(process.rlimits));
+  if (process.oom_score_adj) {
+    HV_TRY(set_oom_score_adj(*process.oom_score_adj));
+  }
+  std::optional<SeccompFilter> seccomp;
+  if (config.linux.seccomp) {
+    seccomp.emplace(HV_TRY(SeccompFilter::compile(*config.linux.seccomp)));
+  }
+  if (seccomp && !process.no_new_privileges) {
+    HV_TRY(seccomp->load());
+    seccomp.reset();
+  }
+  HV_TRY(apply_user_and_capabilities(process.user, process.capabilities));
+  if (process.no_new_privileges) {
+    HV_TRY(set_no_new_privileges());
+  }
+  return seccomp;
+}
+
 // The user's program, found on the container's PATH as execvp would.
-[[noreturn]] void exec_process(int sync_fd, const oci::Process& process) {
+[[noreturn]] void exec_process(int sync_fd, const oci::Process& process, int preserve_fds) {
+  // Only the standard streams and the --preserve-fds after them pass into the container: the
+  // caller's other descriptors (a supervisor's pipes, sockets) are not the container's business.
+  ::syscall(SYS_close_range, 3u + static_cast<unsigned>(preserve_fds), ~0u, CLOSE_RANGE_CLOEXEC);
   std::vector<char*> argv;
   for (const std::string& arg : process.args) {
     argv.push_back(const_cast<char*>(arg.c_str()));
@@ -176,9 +319,9 @@ struct ChildSetup {
   std::string rootfs;
   bool no_pivot;
   int sync_fd;
-  int state_dir_fd;     // O_PATH: the exec FIFO is opened through it after pivot_root
-  int terminal_fd;      // the pty's slave end, or -1
-  bool wait_for_start;  // create: block on the exec FIFO; run: the parent starts it at once
+  int state_dir_fd;       // O_PATH: the exec FIFO is opened through it after pivot_root
+  winsize terminal_size;  // used when process.terminal
+  int preserve_fds;       // --preserve-fds: descriptors after stderr passed to the process
 };
 
 [[noreturn]] void child_main(const ChildSetup& setup) {
@@ -236,40 +379,18 @@ struct ChildSetup {
   check(run_hooks(config.hooks.create_container, "createContainer", state_text));
   check(prepare_rootfs(config, setup.rootfs, setup.no_pivot));
   check(apply_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
-  check(finish_rootfs(config));
-  if (setup.terminal_fd >= 0) {
-    if (::setsid() < 0 || ::ioctl(setup.terminal_fd, TIOCSCTTY, 0) != 0) {
-      child_fail(setup.sync_fd, Error::from_errno("cannot make the terminal controlling"));
-    }
-    for (int fd = 0; fd < 3; ++fd) {
-      ::dup2(setup.terminal_fd, fd);
-    }
-    ::close(setup.terminal_fd);
+  if (process.terminal) {
+    // Before the root may turn read-only: /dev/console may have to be created.
+    check(open_container_terminal(setup.sync_fd, setup.terminal_size, true));
   }
+  check(finish_rootfs(config));
   if (::chdir(process.cwd.c_str()) != 0) {
     child_fail(setup.sync_fd, Error::from_errno(fmt::format(
                                   "cannot change to the working directory {}", process.cwd)));
   }
-  check(apply_rlimits(process.rlimits));
-  if (process.oom_score_adj) {
-    check(set_oom_score_adj(*process.oom_score_adj));
-  }
-  std::optional<SeccompFilter> seccomp;
-  if (config.linux.seccomp) {
-    Result<SeccompFilter> compiled = SeccompFilter::compile(*config.linux.seccomp);
-    if (!compiled.ok()) {
-      child_fail(setup.sync_fd, compiled.error());
-    }
-    seccomp.emplace(std::move(*compiled));
-  }
-  // Without no_new_privs only a privileged process may load a filter: load it before the
-  // capabilities go; with it, load it last so the runtime's own calls stay unfiltered.
-  if (seccomp && !process.no_new_privileges) {
-    check(seccomp->load());
-  }
-  check(apply_user_and_capabilities(process.user, process.capabilities));
-  if (process.no_new_privileges) {
-    check(set_no_new_privileges());
+  Result<std::optional<SeccompFilter>> seccomp = apply_process_security(config, process);
+  if (!seccomp.ok()) {
+    child_fail(setup.sync_fd, seccomp.error());
   }
   const char ready = kReady;
   if (::write(setup.sync_fd, &ready, 1) != 1) {
@@ -283,10 +404,10 @@ struct ChildSetup {
   fifo.reset();
   ::close(setup.state_dir_fd);
   check(run_hooks(config.hooks.start_container, "startContainer", state_text));
-  if (seccomp && process.no_new_privileges) {
-    check(seccomp->load());
+  if (*seccomp) {
+    check((*seccomp)->load());
   }
-  exec_process(setup.sync_fd, process);
+  exec_process(setup.sync_fd, process, setup.preserve_fds);
 }
 
 // After the config's device rules, the devices every container has (as runc adds them): the
@@ -330,20 +451,8 @@ Status send_terminal(const std::string& socket_path, int master) {
       ::connect(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
     return Error::from_errno(fmt::format("cannot connect to the console socket {}", socket_path));
   }
-  char name[] = "/dev/ptmx";
-  iovec iov{name, sizeof(name)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &master, sizeof(int));
-  if (::sendmsg(sock.get(), &message, 0) < 0) {
+  // The payload is the terminal's name, as runc sends it; receivers only use the descriptor.
+  if (!send_with_descriptor(sock.get(), "/dev/ptmx", master).ok()) {
     return Error::from_errno(fmt::format("cannot send the terminal to {}", socket_path));
   }
   return {};
@@ -422,29 +531,10 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   undo.cgroup.emplace(
       HV_TRY(Cgroup::create(layout, cgroup_path, resources ? &*resources : nullptr)));
 
-  Fd master, slave;
-  if (config.process->terminal) {
-    if (options.console_socket.empty() && !keep_terminal) {
-      return make_error(ExitStatus::Usage,
-                        "process.terminal is true: a --console-socket is needed to receive the "
-                        "terminal (or run in the foreground)");
-    }
-    master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!master.valid() || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
-      return Error::from_errno("cannot allocate a terminal for the container");
-    }
-    slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!slave.valid()) {
-      return Error::from_errno("cannot open the container's terminal");
-    }
-    winsize size{};
-    if (config.process->console_size) {
-      size.ws_row = static_cast<unsigned short>(config.process->console_size->height);
-      size.ws_col = static_cast<unsigned short>(config.process->console_size->width);
-    } else if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &size) != 0) {
-      size = {24, 80, 0, 0};
-    }
-    ::ioctl(master.get(), TIOCSWINSZ, &size);
+  if (config.process->terminal && options.console_socket.empty() && !keep_terminal) {
+    return make_error(ExitStatus::Usage,
+                      "process.terminal is true: a --console-socket is needed to receive the "
+                      "terminal (or run in the foreground)");
   }
 
   int sync[2];
@@ -476,13 +566,12 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
                      options.no_pivot,
                      child_end.get(),
                      state_dir_fd.get(),
-                     slave.valid() ? slave.release() : -1,
-                     true};
+                     initial_window_size(*config.process),
+                     options.preserve_fds};
     child_main(setup);
   }
   undo.child = child;
   child_end.reset();
-  slave.reset();
 
   HV_TRY(undo.cgroup->add_process(child));
   if (clone_flags & CLONE_NEWUSER) {
@@ -508,15 +597,21 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   if (::write(parent_end.get(), &kGo, 1) != 1) {
     return Error::from_errno("the container's process did not take the go-ahead");
   }
-  std::array<char, 4096> report{};
+  Fd master;  // the container's terminal, when it has one
   auto read_report = [&]() -> Result<char> {
-    const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
-    if (n <= 0 || report[0] == kFailed) {
-      std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
+    for (;;) {
+      std::optional<SyncMessage> report = receive_sync(parent_end.get());
+      if (!report || report->kind == kFailed) {
+        std::string why = report && !report->text.empty()
+                              ? report->text
                               : "the container's process ended during set-up";
-      return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
+        return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
+      }
+      if (report->kind != kTerminal) {
+        return report->kind;
+      }
+      master = std::move(report->fd);
     }
-    return report[0];
   };
   if (HV_TRY(read_report()) != kNamespacesReady) {
     return make_error(ExitStatus::HostError, "container {}: set-up out of step", options.id);
@@ -529,7 +624,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   if (::send(parent_end.get(), go_on.data(), go_on.size(), MSG_NOSIGNAL) < 0) {
     return Error::from_errno("the container's process ended during set-up");
   }
-  if (HV_TRY(read_report()) != kReady) {
+  if (HV_TRY(read_report()) != kReady || (config.process->terminal && !master.valid())) {
     return make_error(ExitStatus::HostError, "container {}: set-up out of step", options.id);
   }
   HV_TRY(store.save(state));
@@ -744,14 +839,11 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
     namespaces.emplace_back(std::move(fd), flag);
   }
 
-  Fd master, slave;
-  if (process.terminal) {
-    master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!master.valid() || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
-      return Error::from_errno("cannot allocate a terminal");
-    }
-    slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (process.terminal && options.console_socket.empty() && options.detach) {
+    return make_error(ExitStatus::Usage,
+                      "exec --detach with a terminal needs a --console-socket to receive it");
   }
+  const winsize terminal_size = initial_window_size(process);
   int sync[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
     return Error::from_errno("cannot create the runtime's sync socket");
@@ -763,77 +855,77 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
   }
   if (middle == 0) {
     parent_end.reset();
-    auto fail = [&](const Error& error) { child_fail(child_end.get(), error); };
-    if (Status joined = cgroup.add_process(::getpid()); !joined.ok()) {
-      fail(joined.error());
-    }
+    auto check = [&](Status status) {
+      if (!status.ok()) {
+        child_fail(child_end.get(), status.error());
+      }
+    };
+    check(cgroup.add_process(::getpid()));
     for (auto& [fd, flag] : namespaces) {
       if (::setns(fd.get(), flag) != 0) {
-        fail(Error::from_errno("cannot enter the container's namespaces"));
+        check(Error::from_errno("cannot enter the container's namespaces"));
       }
     }
-    // The pid namespace applies to children: the process runs in a second fork, and this one
-    // passes its exit status on.
+    // The pid namespace applies to children: the process runs in a second fork.
     const pid_t inner = ::fork();
     if (inner < 0) {
-      fail(Error::from_errno("cannot fork inside the container"));
+      check(Error::from_errno("cannot fork inside the container"));
     }
     if (inner > 0) {
-      const std::string pid_text = std::to_string(inner);
-      [[maybe_unused]] ssize_t n = ::write(child_end.get(), pid_text.data(), pid_text.size());
+      std::string pid_message = std::to_string(inner);
+      pid_message.insert(pid_message.begin(), kPid);
+      [[maybe_unused]] ssize_t n =
+          ::send(child_end.get(), pid_message.data(), pid_message.size(), MSG_NOSIGNAL);
+      child_end.reset();  // the runtime sees end of file once the process has exec'd
+      if (options.detach) {
+        // The caller (conmon, containerd-shim) is a child subreaper that waits for the pid in
+        // the pid file: the process must become its child, which it does when we are gone.
+        ::_exit(0);
+      }
       int status = 0;
       while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
       }
       ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
-    if (slave.valid()) {
-      ::setsid();
-      ::ioctl(slave.get(), TIOCSCTTY, 0);
-      for (int fd = 0; fd < 3; ++fd) {
-        ::dup2(slave.get(), fd);
-      }
+    if (process.terminal) {
+      check(open_container_terminal(child_end.get(), terminal_size, false));
     }
     if (::chdir(process.cwd.c_str()) != 0) {
-      fail(Error::from_errno(fmt::format("cannot change to {}", process.cwd)));
+      check(Error::from_errno(fmt::format("cannot change to {}", process.cwd)));
     }
-    auto check = [&](Status status) {
-      if (!status.ok()) {
-        fail(status.error());
-      }
-    };
-    check(apply_rlimits(process.rlimits));
-    std::optional<SeccompFilter> seccomp;
-    if (config.linux.seccomp) {
-      Result<SeccompFilter> compiled = SeccompFilter::compile(*config.linux.seccomp);
-      if (!compiled.ok()) {
-        fail(compiled.error());
-      }
-      seccomp.emplace(std::move(*compiled));
+    Result<std::optional<SeccompFilter>> seccomp = apply_process_security(config, process);
+    if (!seccomp.ok()) {
+      check(seccomp.error());
     }
-    if (seccomp && !process.no_new_privileges) {
-      check(seccomp->load());
+    if (*seccomp) {
+      check((*seccomp)->load());
     }
-    check(apply_user_and_capabilities(process.user, process.capabilities));
-    if (process.no_new_privileges) {
-      check(set_no_new_privileges());
-      if (seccomp) {
-        check(seccomp->load());
-      }
-    }
-    exec_process(child_end.get(), process);
+    exec_process(child_end.get(), process, options.preserve_fds);
   }
   child_end.reset();
-  slave.reset();
-  std::array<char, 4096> report{};
-  const ssize_t n = ::read(parent_end.get(), report.data(), report.size());
-  if (n <= 0 || report[0] == kFailed) {
+  // Until end of file: the PID, the terminal if any, or what went wrong.
+  pid_t inner = -1;
+  Fd master;
+  while (std::optional<SyncMessage> report = receive_sync(parent_end.get())) {
+    if (report->kind == kFailed) {
+      int status = 0;
+      ::waitpid(middle, &status, 0);
+      return make_error(ExitStatus::HostError, "cannot exec in container {}: {}", options.id,
+                        report->text);
+    }
+    if (report->kind == kPid) {
+      inner = static_cast<pid_t>(std::strtol(report->text.c_str(), nullptr, 10));
+    } else if (report->kind == kTerminal) {
+      master = std::move(report->fd);
+    }
+  }
+  if (inner <= 0 || (process.terminal && !master.valid())) {
     int status = 0;
     ::waitpid(middle, &status, 0);
-    std::string why = n > 1 ? std::string(report.data() + 1, static_cast<size_t>(n - 1))
-                            : "the process ended before it started";
-    return make_error(ExitStatus::HostError, "cannot exec in container {}: {}", options.id, why);
+    return make_error(ExitStatus::HostError,
+                      "cannot exec in container {}: the process ended before it started",
+                      options.id);
   }
-  const pid_t inner = static_cast<pid_t>(std::stol(std::string(report.data(), size_t(n))));
   if (!options.pid_file.empty()) {
     std::ofstream(options.pid_file, std::ios::trunc) << inner;
   }
@@ -918,7 +1010,15 @@ Status kill_container(const RuntimeContext& context, const std::string& id, int 
 
 Status delete_container(const RuntimeContext& context, const std::string& id, bool force) {
   StateStore store(context.root);
-  Fd lock = HV_TRY(store.lock(id));
+  Result<Fd> lock = store.lock(id);
+  if (!lock.ok()) {
+    // As runc: forcing the removal of a container that is already gone succeeds, and clears
+    // what a creation that died before writing its state left in the state directory.
+    if (force && lock.error().status == ExitStatus::FileMissing) {
+      return store.remove(id);
+    }
+    return std::move(lock).error();
+  }
   const ContainerState state = HV_TRY(store.load(id));
   const ContainerStatus status = store.status(state, false);
   if (status != ContainerStatus::Stopped && status != ContainerStatus::Created && !force) {

@@ -23,6 +23,7 @@ struct CreateOptions {
   std::string pid_file;
   std::string console_socket;
   bool no_pivot = false;
+  int preserve_fds = 0;  // descriptors 3 .. 3+N-1 pass into the container's process
 };
 
 // `create`: a container whose init has set everything up and waits on the exec FIFO. A failure
@@ -49,6 +50,7 @@ struct ExecOptions {
   bool detach = false;
   std::string pid_file;
   std::string console_socket;
+  int preserve_fds = 0;
 };
 
 // `exec`: another process in a running container's namespaces and cgroup, with the container's
