@@ -458,6 +458,11 @@ Status send_terminal(const std::string& socket_path, int master) {
   return {};
 }
 
+Result<Cgroup> open_cgroup(const ContainerState& state) {
+  const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
+  return Cgroup::open(layout, state.cgroup_path);
+}
+
 // What a failed creation leaves to undo, undone in reverse on destruction unless released.
 struct CreationUndo {
   const StateStore* store = nullptr;
@@ -484,6 +489,7 @@ struct CreationUndo {
 
 struct Created {
   pid_t pid;
+  ContainerState state;
   Fd terminal_master;  // foreground run with a terminal and no console socket
 };
 
@@ -516,8 +522,28 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   undo.id = options.id;
 
   const std::string state_dir = store.directory(options.id);
-  if (::mkfifo(store.exec_fifo(options.id).c_str(), 0600) != 0) {
-    return Error::from_errno(fmt::format("cannot create {}", store.exec_fifo(options.id)));
+  // The init opens the FIFO for writing after it has taken the process's user (which may be
+  // anyone, or root of a user namespace): writable by all, owned by the container's root, as
+  // runc does. Reading it, which is what starts the container, stays the owner's.
+  const std::string fifo = store.exec_fifo(options.id);
+  if (::mkfifo(fifo.c_str(), 0622) != 0 || ::chmod(fifo.c_str(), 0622) != 0) {
+    return Error::from_errno(fmt::format("cannot create {}", fifo));
+  }
+  if (has_namespace(config, oci::NamespaceType::User)) {
+    const auto host_id_of_root = [](const std::vector<oci::IdMapping>& mappings) -> int64_t {
+      for (const oci::IdMapping& m : mappings) {
+        if (m.container_id == 0 && m.size > 0) {
+          return static_cast<int64_t>(m.host_id);
+        }
+      }
+      return -1;
+    };
+    const int64_t uid = host_id_of_root(config.linux.uid_mappings);
+    const int64_t gid = host_id_of_root(config.linux.gid_mappings);
+    if ((uid >= 0 || gid >= 0) &&
+        ::chown(fifo.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+      return Error::from_errno(fmt::format("cannot give {} to the container's root", fifo));
+    }
   }
   Fd state_dir_fd(::open(state_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 
@@ -640,7 +666,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
     master.reset();
   }
   undo.armed = false;
-  return Created{child, std::move(master)};
+  return Created{child, std::move(state), std::move(master)};
 }
 
 Status start_impl(const StateStore& store, const ContainerState& state,
@@ -760,13 +786,23 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
   while (::waitpid(created.pid, &status, 0) < 0 && errno == EINTR) {
   }
   g_forward_to = 0;
+  // Read before delete removes the cgroup: a memory hog's plain SIGKILL is otherwise
+  // indistinguishable from `kill -9`.
+  uint64_t oom_kills = 0;
+  if (Result<Cgroup> cgroup = open_cgroup(created.state); cgroup.ok()) {
+    const Result<uint64_t> count = cgroup->oom_kill_count();
+    oom_kills = count.ok() ? *count : 0;
+  }
   HV_TRY(delete_container(context, options.id, true));
+  if (oom_kills > 0) {
+    fmt::print(
+        stderr,
+        "hv: container {}: the out-of-memory killer ended {} process{} in the container's "
+        "memory limit{}\n",
+        options.id, oom_kills, oom_kills == 1 ? "" : "es",
+        WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? ", its main process among them" : "");
+  }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-Result<Cgroup> open_cgroup(const ContainerState& state) {
-  const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
-  return Cgroup::open(layout, state.cgroup_path);
 }
 
 Result<oci::Process> exec_process_spec(const ContainerState& state, const ExecOptions& options) {
@@ -985,10 +1021,13 @@ Result<std::string> container_state_json(const RuntimeContext& context, const st
   Fd lock = HV_TRY(store.lock(id));
   const ContainerState state = HV_TRY(store.load(id));
   bool frozen = false;
+  uint64_t oom_kills = 0;
   if (Result<Cgroup> cgroup = open_cgroup(state); cgroup.ok()) {
     frozen = cgroup->frozen().ok() && *cgroup->frozen();
+    const Result<uint64_t> count = cgroup->oom_kill_count();
+    oom_kills = count.ok() ? *count : 0;
   }
-  return state_json(state, store.status(state, frozen));
+  return state_json(state, store.status(state, frozen), oom_kills);
 }
 
 Status kill_container(const RuntimeContext& context, const std::string& id, int signal, bool all) {
@@ -1019,7 +1058,15 @@ Status delete_container(const RuntimeContext& context, const std::string& id, bo
     }
     return std::move(lock).error();
   }
-  const ContainerState state = HV_TRY(store.load(id));
+  Result<ContainerState> loaded = store.load(id);
+  if (!loaded.ok()) {
+    // Another delete held the lock first and removed the container while we waited for it.
+    if (force && loaded.error().status == ExitStatus::FileMissing) {
+      return {};
+    }
+    return std::move(loaded).error();
+  }
+  const ContainerState& state = *loaded;
   const ContainerStatus status = store.status(state, false);
   if (status != ContainerStatus::Stopped && status != ContainerStatus::Created && !force) {
     return make_error(ExitStatus::Usage, "container {} is {}: stop it first or use delete --force",

@@ -69,7 +69,7 @@ std::string_view status_name(ContainerStatus status) {
   return "unknown";
 }
 
-std::string state_json(const ContainerState& state, ContainerStatus status) {
+std::string state_json(const ContainerState& state, ContainerStatus status, uint64_t oom_kills) {
   nlohmann::ordered_json json;
   json["ociVersion"] = kOciVersion;
   json["id"] = state.id;
@@ -85,6 +85,9 @@ std::string state_json(const ContainerState& state, ContainerStatus status) {
   json["owner"] = state.owner;
   if (!state.annotations.empty()) {
     json["annotations"] = state.annotations;
+  }
+  if (oom_kills > 0) {
+    json["oomKilled"] = true;
   }
   return json.dump(2);
 }
@@ -134,7 +137,9 @@ Result<Fd> StateStore::create(const std::string& id) {
     return Error::from_errno(fmt::format("cannot create the state directory {}", root_));
   }
   const std::string dir = directory(id);
-  if (::mkdir(dir.c_str(), 0700) != 0) {
+  // Searchable by all: the container's init, whatever user it has become, opens the exec FIFO
+  // inside (the root above stays 0700, so only a process holding this directory open can).
+  if (::mkdir(dir.c_str(), 0711) != 0) {
     if (errno == EEXIST) {
       return make_error(ExitStatus::Usage, "container {} already exists", id);
     }

@@ -31,7 +31,10 @@ struct ContainerState {
 };
 
 // The OCI `state` document: ociVersion, id, status, pid (while it runs), bundle, annotations.
-std::string state_json(const ContainerState& state, ContainerStatus status);
+// `oom_kills`: how many of the container's processes the kernel's out-of-memory killer ended in
+// its cgroup; when nonzero the state carries "oomKilled": true (an extension: OCI readers ignore
+// properties they do not know).
+std::string state_json(const ContainerState& state, ContainerStatus status, uint64_t oom_kills = 0);
 
 // Container IDs name directories: letters, digits and "_+-.", not starting with '.'.
 Status validate_container_id(const std::string& id);

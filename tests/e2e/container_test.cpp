@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "process.hpp"
 
@@ -59,7 +61,7 @@ class ContainerTest : public ::testing::Test {
     fs::create_directories(rootfs + "/bin");
     fs::copy_file("/bin/busybox", rootfs + "/bin/busybox");
     for (const char* applet : {"sh", "true", "false", "cat", "echo", "hostname", "ls", "id",
-                               "sleep", "ip", "grep", "wc", "mount"}) {
+                               "sleep", "ip", "grep", "wc", "mount", "dd", "touch"}) {
       fs::create_symlink("busybox", rootfs + "/bin/" + applet);
     }
     mounts_before_ = host_mounts();
@@ -92,8 +94,8 @@ class ContainerTest : public ::testing::Test {
 
   // `create` leaves the container's init holding the runtime's standard streams, as podman's
   // conmon expects; here they go to files so the test does not wait for the container to end.
-  ProcessResult hv_create() {
-    const std::string out = dir_ + "/create.out", err = dir_ + "/create.err";
+  ProcessResult hv_create(const std::string& tag = "") {
+    const std::string out = dir_ + "/create" + tag + ".out", err = dir_ + "/create" + tag + ".err";
     const std::string command =
         fmt_command({HV_BINARY, "oci", "--root", state_root_, "create", "--bundle", bundle_, id_}) +
         " </dev/null >" + out + " 2>" + err;
@@ -273,6 +275,122 @@ TEST_F(ContainerTest, MissingProgramFailsCleanly) {
   ProcessResult r = run_in_container({"/no/such/program"});
   EXPECT_EQ(r.exit_status, 127);
   EXPECT_NE(r.err.find("/no/such/program"), std::string::npos) << r.err;
+}
+
+TEST_F(ContainerTest, ProcessRunsAsAnUnprivilegedUser) {
+  config_["process"]["user"] = {{"uid", 1000}, {"gid", 1000}, {"additionalGids", {5}}};
+  ProcessResult r = run_in_container({"sh", "-c", "id; grep ^CapEff /proc/self/status"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("uid=1000 gid=1000 groups=5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t0000000000000000"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, UserNamespaceMapsTheContainersRoot) {
+  // Root in the container is host UID/GID 100000: the bundle's files belong to it, as an
+  // ID-mapped image would be prepared.
+  constexpr int kHostRoot = 100000;
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  for (const auto& entry : fs::recursive_directory_iterator(bundle_ + "/rootfs")) {
+    ASSERT_EQ(::lchown(entry.path().c_str(), kHostRoot, kHostRoot), 0);
+  }
+  ASSERT_EQ(::lchown((bundle_ + "/rootfs").c_str(), kHostRoot, kHostRoot), 0);
+  config_["linux"]["namespaces"].push_back({{"type", "user"}});
+  const nlohmann::json mapping = {{{"containerID", 0}, {"hostID", kHostRoot}, {"size", 65536}}};
+  config_["linux"]["uidMappings"] = mapping;
+  config_["linux"]["gidMappings"] = mapping;
+  ProcessResult r = run_in_container(
+      {"sh", "-c", "id; cat /proc/self/uid_map; touch /proc/sysrq-trigger 2>&1; echo rc=$?"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("uid=0 gid=0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0     100000      65536"), std::string::npos) << r.out;
+  // Root of the user namespace has no power over the host's files: the read-only /proc entry
+  // stays read-only.
+  EXPECT_EQ(r.out.find("rc=0"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, MemoryHogIsOomKilledAndStateAndStatusSaySo) {
+  config_["linux"]["resources"]["memory"] = {{"limit", 32 << 20}, {"swap", 32 << 20}};
+  // dd's 64 MiB block buffer does not fit in 32 MiB.
+  config_["process"]["args"] = {"dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"};
+  write_config();
+  ASSERT_EQ(hv_create().exit_status, 0);
+  ASSERT_EQ(hv({"start", id_}).exit_status, 0);
+  nlohmann::json state;
+  for (int i = 0; i < 250; ++i) {
+    state = nlohmann::json::parse(hv({"state", id_}).out);
+    if (state["status"] == "stopped") {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(state["status"], "stopped") << state.dump();
+  EXPECT_EQ(state.value("oomKilled", false), true) << state.dump();
+  EXPECT_EQ(hv({"delete", id_}).exit_status, 0);
+
+  // In the foreground: 128 + SIGKILL, and the reason on standard error.
+  ProcessResult r = hv({"run", "--bundle", bundle_, id_});
+  EXPECT_EQ(r.exit_status, 137) << r.err;
+  EXPECT_NE(r.err.find("out-of-memory killer"), std::string::npos) << r.err;
+  // The host is fine and so is a container that stays within its limit.
+  ProcessResult small =
+      run_in_container({"dd", "if=/dev/zero", "of=/dev/null", "bs=4M", "count=1"});
+  EXPECT_EQ(small.exit_status, 0) << small.err;
+}
+
+TEST_F(ContainerTest, RacingCommandsOnOneContainerStayConsistent) {
+  config_["process"]["args"] = {"sleep", "100"};
+  write_config();
+  // Eight creates of one ID at once: exactly one wins, the rest are told it exists.
+  std::vector<std::thread> threads;
+  std::atomic<int> created{0}, refused{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      ProcessResult r = hv_create(std::to_string(i));
+      if (r.exit_status == 0) {
+        ++created;
+      } else if (r.err.find("already exists") != std::string::npos) {
+        ++refused;
+      }
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  threads.clear();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(refused.load(), 7);
+  ASSERT_EQ(hv({"start", id_}).exit_status, 0);
+  // pause/resume/state from several processes: every state read parses and names a real status.
+  std::atomic<int> bad_states{0};
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      for (int round = 0; round < 5; ++round) {
+        hv({i % 2 == 0 ? "pause" : "resume", id_});
+        ProcessResult state = hv({"state", id_});
+        const auto parsed = nlohmann::json::parse(state.out, nullptr, false);
+        if (parsed.is_discarded() ||
+            (parsed["status"] != "running" && parsed["status"] != "paused")) {
+          ++bad_states;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  threads.clear();
+  EXPECT_EQ(bad_states.load(), 0);
+  // Four forced deletes at once: all succeed (a forced delete of a gone container is not an
+  // error), and the container, its cgroup and its state are gone.
+  std::atomic<int> deleted{0};
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&] { deleted += hv({"delete", "--force", id_}).exit_status == 0; });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(deleted.load(), 4);
+  EXPECT_NE(hv({"state", id_}).exit_status, 0);
 }
 
 }  // namespace
