@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/fd.hpp"
+#include "container/device_filter.hpp"
 
 namespace hv::container {
 
@@ -212,10 +213,6 @@ std::string limit_or_max(int64_t value) {
 }
 
 // Rule sets that need no eBPF program on cgroup v2: only type 'a' rules.
-bool device_rules_need_program(const std::vector<oci::DeviceRule>& rules) {
-  return std::any_of(rules.begin(), rules.end(),
-                     [](const oci::DeviceRule& rule) { return rule.type != 'a'; });
-}
 
 bool plain_file_name(std::string_view name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
@@ -608,15 +605,10 @@ Result<Cgroup> Cgroup::create(const CgroupLayout& layout, const std::string& pat
         enable(need.v2);
       }
     }
-    if (!resources->devices.empty() && cgroup.place_for("devices", "") == nullptr) {
-      if (layout.v2_mount.empty()) {
-        return make_error(ExitStatus::BadConfig,
-                          "the devices cgroup controller is not available on this host");
-      }
-      if (device_rules_need_program(resources->devices)) {
-        return make_error(ExitStatus::BadConfig,
-                          "device cgroup rules on cgroup v2 are not supported yet");
-      }
+    if (!resources->devices.empty() && cgroup.place_for("devices", "") == nullptr &&
+        layout.v2_mount.empty()) {
+      return make_error(ExitStatus::BadConfig,
+                        "the devices cgroup controller is not available on this host");
     }
     for (const auto& [key, value] : resources->unified) {
       if (!plain_file_name(key)) {
@@ -922,16 +914,27 @@ Status Cgroup::apply(const oci::Resources& resources) {
   }
 
   if (!resources.devices.empty()) {
-    if (const Place* place = place_for("devices", "")) {
-      HV_TRY(set(*place, "devices.deny", "a"));
+    const Place* v1 = place_for("devices", "");
+    if (v1 != nullptr) {
+      HV_TRY(set(*v1, "devices.deny", "a"));
       for (const oci::DeviceRule& rule : resources.devices) {
-        HV_TRY(
-            set(*place, rule.allow ? "devices.allow" : "devices.deny", cgroup_device_rule(rule)));
+        HV_TRY(set(*v1, rule.allow ? "devices.allow" : "devices.deny", cgroup_device_rule(rule)));
       }
-    } else if (device_rules_need_program(resources.devices)) {
-      return make_error(refused, "device cgroup rules on cgroup v2 are not supported yet");
     }
-    // Else only type 'a' rules on cgroup v2: nothing to load (see the header's limitations).
+    if (const Place* v2 = v2_place()) {
+      // The kernel asks both the v1 controller and the v2 programs, so on a hybrid host the
+      // program is a second, independent enforcement of the same rules. It is required only
+      // where it is the sole one: a hybrid host's v1 controller suffices on kernels (or in
+      // confined runtimes) without cgroup BPF.
+      Fd directory(::open(dir(*v2).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      Status attached =
+          directory.valid()
+              ? attach_device_filter(directory.get(), compile_device_filter(resources.devices))
+              : Status(Error::from_errno(fmt::format("cannot open {}", dir(*v2))));
+      if (!attached.ok() && v1 == nullptr) {
+        return attached;
+      }
+    }
   }
 
   if (!resources.unified.empty()) {

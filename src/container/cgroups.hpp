@@ -10,12 +10,9 @@
 // directory is created in every hierarchy, v1 and v2, and processes join all of them.
 //
 // Limitations (explicit, so that a request is never silently dropped where it matters):
-//   - Device rules on a host where the devices controller is only available through cgroup v2
-//     would need an eBPF program, which hv does not load yet. Rule sets that need no program are
-//     accepted there: those made only of type 'a' rules (deny everything / allow everything).
-//     A deny-all set is then NOT enforced; access to devices is bounded only by the nodes the
-//     runtime creates in the container's /dev and by the capabilities (CAP_MKNOD). Any other
-//     rule set is refused with BadConfig "device cgroup rules on cgroup v2 are not supported yet".
+//   - Device rules on cgroup v2 are an eBPF program (device_filter.hpp) attached to the
+//     container's v2 directory. On a hybrid host the v1 devices controller enforces them and the
+//     program is attached as well, as a second enforcement, where the kernel allows it.
 //   - On cgroup v2, memory swappiness, disableOOMKiller and kernelTCP have no equivalent and are
 //     ignored (as runc does); realtime CPU limits are refused (BadConfig); blkio leaf weights are
 //     ignored. memory.kernel and memory.useHierarchy are ignored on every layout (deprecated).
