@@ -828,6 +828,7 @@ Status parse_seccomp(const Object& o, oci::Seccomp& s) {
     return {};
   }));
   HV_TRY(get_string(o, "listenerPath", s.listener_path));
+  HV_TRY(get_string(o, "listenerMetadata", s.listener_metadata));
   OCI_CHECK(
       get_objects(o, "syscalls", s.syscalls, [&](const Object& r) -> Result<oci::SeccompRule> {
         oci::SeccompRule rule;

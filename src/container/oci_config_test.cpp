@@ -222,6 +222,7 @@ constexpr const char* kFullConfig = R"json({
       "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
       "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
       "listenerPath": "/run/seccomp-agent.socket",
+      "listenerMetadata": "agent-options",
       "syscalls": [
         {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
         {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
@@ -416,6 +417,7 @@ TEST(OciConfig, FullExampleParsesEveryField) {
   EXPECT_EQ(s.flags, (std::vector<std::string>{"SECCOMP_FILTER_FLAG_LOG",
                                                "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}));
   EXPECT_EQ(s.listener_path, "/run/seccomp-agent.socket");
+  EXPECT_EQ(s.listener_metadata, "agent-options");
   ASSERT_EQ(s.syscalls.size(), 6u);
   EXPECT_EQ(s.syscalls[0].names, (std::vector<std::string>{"read", "write"}));
   EXPECT_EQ(s.syscalls[0].action, A::Allow);

@@ -193,6 +193,7 @@ struct Seccomp {
   std::vector<std::string> architectures;  // "SCMP_ARCH_X86_64" ...
   std::vector<std::string> flags;          // "SECCOMP_FILTER_FLAG_LOG" ...
   std::string listener_path;               // SCMP_ACT_NOTIFY
+  std::string listener_metadata;           // passed to the agent with the listener
   std::vector<SeccompRule> syscalls;
 };
 

@@ -45,6 +45,7 @@ constexpr char kContinue = 'c';         // followed by the state JSON for the co
 constexpr char kFailed = 'e';
 constexpr char kTerminal = 't';  // carries the master of the terminal opened in the container
 constexpr char kPid = 'p';       // exec: followed by the process's PID in the runtime's namespace
+constexpr char kSeccompListener = 's';  // carries a seccomp notification listener
 
 struct NamespaceFlag {
   oci::NamespaceType type;
@@ -245,8 +246,13 @@ Status open_container_terminal(int sync_fd, const winsize& size, bool bind_conso
 // no_new_privs (only a privileged process may load one then), the user and capabilities, then
 // no_new_privs. With no_new_privs the filter is returned unloaded: the caller loads it last,
 // right before exec, so the runtime's own remaining calls are not filtered.
+//
+// A filter with SCMP_ACT_NOTIFY rules is loaded here in both cases, since its listener must
+// reach the runtime (on `sync_fd`) while the runtime still listens; the runtime hands it to the
+// seccomp agent.
 Result<std::optional<SeccompFilter>> apply_process_security(const oci::Config& config,
-                                                            const oci::Process& process) {
+                                                            const oci::Process& process,
+                                                            int sync_fd) {
   HV_TRY(apply_rlimits(process.rlimits));
   if (process.oom_score_adj) {
     HV_TRY(set_oom_score_adj(*process.oom_score_adj));
@@ -255,13 +261,25 @@ Result<std::optional<SeccompFilter>> apply_process_security(const oci::Config& c
   if (config.linux.seccomp) {
     seccomp.emplace(HV_TRY(SeccompFilter::compile(*config.linux.seccomp)));
   }
-  if (seccomp && !process.no_new_privileges) {
-    HV_TRY(seccomp->load());
+  auto load_now = [&]() -> Status {
+    if (seccomp->uses_notify()) {
+      Fd listener(HV_TRY(seccomp->load_and_take_listener()));
+      HV_TRY(send_with_descriptor(sync_fd, std::string_view(&kSeccompListener, 1), listener.get()));
+    } else {
+      HV_TRY(seccomp->load());
+    }
     seccomp.reset();
+    return {};
+  };
+  if (seccomp && !process.no_new_privileges) {
+    HV_TRY(load_now());
   }
   HV_TRY(apply_user_and_capabilities(process.user, process.capabilities));
   if (process.no_new_privileges) {
     HV_TRY(set_no_new_privileges());
+    if (seccomp && seccomp->uses_notify()) {
+      HV_TRY(load_now());
+    }
   }
   return seccomp;
 }
@@ -388,7 +406,8 @@ struct ChildSetup {
     child_fail(setup.sync_fd, Error::from_errno(fmt::format(
                                   "cannot change to the working directory {}", process.cwd)));
   }
-  Result<std::optional<SeccompFilter>> seccomp = apply_process_security(config, process);
+  Result<std::optional<SeccompFilter>> seccomp =
+      apply_process_security(config, process, setup.sync_fd);
   if (!seccomp.ok()) {
     child_fail(setup.sync_fd, seccomp.error());
   }
@@ -439,21 +458,45 @@ pid_t clone_into_namespaces(int flags) {
   return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args)));
 }
 
-Status send_terminal(const std::string& socket_path, int master) {
+// `what` names the socket in errors ("the console socket").
+Result<Fd> connect_unix_socket(const std::string& socket_path, std::string_view what) {
   Fd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(address.sun_path)) {
-    return make_error(ExitStatus::Usage, "--console-socket path {} is too long", socket_path);
+    return make_error(ExitStatus::Usage, "the path of {} {} is too long", what, socket_path);
   }
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
   if (!sock.valid() ||
       ::connect(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    return Error::from_errno(fmt::format("cannot connect to the console socket {}", socket_path));
+    return Error::from_errno(fmt::format("cannot connect to {} {}", what, socket_path));
   }
+  return sock;
+}
+
+Status send_terminal(const std::string& socket_path, int master) {
+  Fd sock = HV_TRY(connect_unix_socket(socket_path, "the console socket"));
   // The payload is the terminal's name, as runc sends it; receivers only use the descriptor.
   if (!send_with_descriptor(sock.get(), "/dev/ptmx", master).ok()) {
     return Error::from_errno(fmt::format("cannot send the terminal to {}", socket_path));
+  }
+  return {};
+}
+
+// Hands a process's seccomp notification listener to the agent at linux.seccomp.listenerPath,
+// with the container process state the runtime spec defines (the descriptor rides along).
+Status send_seccomp_listener(const oci::Seccomp& seccomp, pid_t pid, const std::string& state,
+                             int listener) {
+  Fd sock = HV_TRY(connect_unix_socket(seccomp.listener_path, "the seccomp agent's socket"));
+  nlohmann::ordered_json message;
+  message["ociVersion"] = nlohmann::json::parse(state).value("ociVersion", "");
+  message["fds"] = {"seccompFd"};
+  message["pid"] = pid;
+  message["metadata"] = seccomp.listener_metadata;
+  message["state"] = nlohmann::ordered_json::parse(state);
+  if (!send_with_descriptor(sock.get(), message.dump(), listener).ok()) {
+    return Error::from_errno(
+        fmt::format("cannot send the seccomp listener to {}", seccomp.listener_path));
   }
   return {};
 }
@@ -633,10 +676,15 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
                               : "the container's process ended during set-up";
         return make_error(ExitStatus::BadConfig, "cannot create container {}: {}", options.id, why);
       }
-      if (report->kind != kTerminal) {
+      if (report->kind == kTerminal) {
+        master = std::move(report->fd);
+      } else if (report->kind == kSeccompListener && config.linux.seccomp) {
+        HV_TRY(send_seccomp_listener(*config.linux.seccomp, child,
+                                     state_json(state, ContainerStatus::Creating),
+                                     report->fd.get()));
+      } else {
         return report->kind;
       }
-      master = std::move(report->fd);
     }
   };
   if (HV_TRY(read_report()) != kNamespacesReady) {
@@ -929,7 +977,8 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
     if (::chdir(process.cwd.c_str()) != 0) {
       check(Error::from_errno(fmt::format("cannot change to {}", process.cwd)));
     }
-    Result<std::optional<SeccompFilter>> seccomp = apply_process_security(config, process);
+    Result<std::optional<SeccompFilter>> seccomp =
+        apply_process_security(config, process, child_end.get());
     if (!seccomp.ok()) {
       check(seccomp.error());
     }
@@ -941,7 +990,7 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
   child_end.reset();
   // Until end of file: the PID, the terminal if any, or what went wrong.
   pid_t inner = -1;
-  Fd master;
+  Fd master, seccomp_listener;
   while (std::optional<SyncMessage> report = receive_sync(parent_end.get())) {
     if (report->kind == kFailed) {
       int status = 0;
@@ -953,6 +1002,8 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
       inner = static_cast<pid_t>(std::strtol(report->text.c_str(), nullptr, 10));
     } else if (report->kind == kTerminal) {
       master = std::move(report->fd);
+    } else if (report->kind == kSeccompListener) {
+      seccomp_listener = std::move(report->fd);
     }
   }
   if (inner <= 0 || (process.terminal && !master.valid())) {
@@ -964,6 +1015,12 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
   }
   if (!options.pid_file.empty()) {
     std::ofstream(options.pid_file, std::ios::trunc) << inner;
+  }
+  if (seccomp_listener.valid() && config.linux.seccomp) {
+    // The process waits in its first notified call until the agent has the listener.
+    HV_TRY(send_seccomp_listener(*config.linux.seccomp, inner,
+                                 state_json(state, ContainerStatus::Running),
+                                 seccomp_listener.get()));
   }
   if (master.valid() && !options.console_socket.empty()) {
     HV_TRY(send_terminal(options.console_socket, master.get()));

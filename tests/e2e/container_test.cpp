@@ -2,10 +2,17 @@
 // Debian's busybox-static, isolation checked from inside the container, and nothing left behind.
 // Needs root (namespaces, cgroups, mounts); skipped otherwise with the reason.
 #include <gtest/gtest.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -391,6 +398,71 @@ TEST_F(ContainerTest, RacingCommandsOnOneContainerStayConsistent) {
   }
   EXPECT_EQ(deleted.load(), 4);
   EXPECT_NE(hv({"state", id_}).exit_status, 0);
+}
+
+TEST_F(ContainerTest, SeccompNotifyListenerGoesToTheAgent) {
+  // The test is the seccomp agent: it listens on listenerPath, gets the container's listener
+  // with the process state, and answers the container's mkdir with EOPNOTSUPP.
+  const std::string agent_path = dir_ + "/agent.sock";
+  const int agent = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(agent, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", agent_path.c_str());
+  ASSERT_EQ(::bind(agent, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(agent, 1), 0);
+  config_["linux"]["seccomp"] = {
+      {"defaultAction", "SCMP_ACT_ALLOW"},
+      {"listenerPath", agent_path},
+      {"listenerMetadata", "hello-agent"},
+      {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
+  ProcessResult run;
+  std::thread runtime([&] { run = run_in_container({"sh", "-c", "mkdir /x; echo rc=$?"}); });
+
+  std::string message;
+  int listener = -1;
+  pollfd ready{agent, POLLIN, 0};
+  if (::poll(&ready, 1, 30000) == 1) {
+    const int connection = ::accept4(agent, nullptr, nullptr, SOCK_CLOEXEC);
+    std::array<char, 8192> buffer{};
+    iovec iov{buffer.data(), buffer.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr header{};
+    header.msg_iov = &iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control;
+    header.msg_controllen = sizeof(control);
+    const ssize_t n = ::recvmsg(connection, &header, MSG_CMSG_CLOEXEC);
+    if (n > 0) {
+      message.assign(buffer.data(), static_cast<size_t>(n));
+      if (cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr && c->cmsg_type == SCM_RIGHTS) {
+        std::memcpy(&listener, CMSG_DATA(c), sizeof(int));
+      }
+    }
+    ::close(connection);
+  }
+  if (listener >= 0) {
+    seccomp_notif request{};
+    if (::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &request) == 0) {
+      seccomp_notif_resp response{};
+      response.id = request.id;
+      response.error = -EOPNOTSUPP;
+      ::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
+    }
+    ::close(listener);
+  }
+  runtime.join();
+  ::close(agent);
+  ASSERT_GE(listener, 0) << "no listener reached the agent; message: " << message;
+  const auto state = nlohmann::json::parse(message, nullptr, false);
+  ASSERT_FALSE(state.is_discarded()) << message;
+  EXPECT_EQ(state["fds"], nlohmann::json({"seccompFd"})) << message;
+  EXPECT_EQ(state["metadata"], "hello-agent");
+  EXPECT_GT(state["pid"].get<int>(), 0);
+  EXPECT_EQ(state["state"]["id"], id_);
+  EXPECT_EQ(run.exit_status, 0) << run.err;
+  EXPECT_NE(run.out.find("rc=1"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("Operation not supported"), std::string::npos) << run.err;
 }
 
 }  // namespace
