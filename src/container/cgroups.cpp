@@ -500,6 +500,14 @@ const Cgroup::Place* Cgroup::place_for(std::string_view v1_name, std::string_vie
   return nullptr;
 }
 
+std::vector<Cgroup::Directory> Cgroup::directories() const {
+  std::vector<Directory> result;
+  for (const Place& place : places_) {
+    result.push_back({place.mount_point, dir(place), place.v2, place.controllers});
+  }
+  return result;
+}
+
 const Cgroup::Place* Cgroup::v2_place() const {
   for (const Place& place : places_) {
     if (place.v2) {

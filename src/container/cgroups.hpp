@@ -86,6 +86,15 @@ class Cgroup {
   ~Cgroup() = default;
 
   std::string path() const { return path_; }  // normalised: "/hv/x"
+
+  // The cgroup's directory in each hierarchy, for the container's own view of /sys/fs/cgroup.
+  struct Directory {
+    std::string mount_point;  // of the hierarchy on the host
+    std::string path;         // the cgroup's directory below it
+    bool v2 = false;
+    std::vector<std::string> controllers;  // v1 only ("name=systemd" for named hierarchies)
+  };
+  std::vector<Directory> directories() const;
   // The cgroup's directory in a hierarchy given by its mount point.
   std::string directory(const std::string& mount_point) const { return mount_point + path_; }
 

@@ -161,11 +161,75 @@ bool is_directory_source(const oci::Mount& mount) {
   return ::stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
 }
 
-Status do_mount(int root_fd, const oci::Mount& mount) {
+Status bind_cgroup_directory(int root_fd, const std::string& host_dir,
+                             const std::string& destination, unsigned long flags) {
+  {
+    const int target_fd = HV_TRY(open_in_root(root_fd, destination, true, false));
+    Fd target_owner(target_fd);
+    if (::mount(host_dir.c_str(), fd_path(target_fd).c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      return mount_error("bind the container's cgroup " + host_dir + " onto", destination);
+    }
+  }
+  const int mounted_fd = HV_TRY(open_in_root(root_fd, destination, false, false));
+  Fd mounted_owner(mounted_fd);
+  if (::mount(nullptr, fd_path(mounted_fd).c_str(), nullptr, MS_REMOUNT | MS_BIND | flags,
+              nullptr) != 0) {
+    return mount_error("apply the options of", destination);
+  }
+  return {};
+}
+
+// A mount of type "cgroup": the container's own cgroups (see CgroupView). Without a view, an
+// empty tmpfs.
+Status mount_cgroup_view(int root_fd, const oci::Mount& mount, const MountOptions& options,
+                         const CgroupView& cgroups) {
+  const unsigned long flags = options.flags & ~(MS_REMOUNT | MS_BIND);
+  if (cgroups.hierarchies.size() == 1 && cgroups.hierarchies[0].name.empty()) {
+    return bind_cgroup_directory(root_fd, cgroups.hierarchies[0].host_dir, mount.destination,
+                                 flags);
+  }
+  {
+    const int target_fd = HV_TRY(open_in_root(root_fd, mount.destination, true, false));
+    Fd target_owner(target_fd);
+    // Writable until its directories and links exist.
+    if (::mount("tmpfs", fd_path(target_fd).c_str(), "tmpfs", flags & ~MS_RDONLY, "mode=755") !=
+        0) {
+      return mount_error("mount tmpfs on", mount.destination);
+    }
+  }
+  for (const CgroupView::Hierarchy& hierarchy : cgroups.hierarchies) {
+    HV_TRY(bind_cgroup_directory(root_fd, hierarchy.host_dir,
+                                 mount.destination + "/" + hierarchy.name, flags));
+    if (hierarchy.aliases.empty()) {
+      continue;
+    }
+    const int view_fd = HV_TRY(open_in_root(root_fd, mount.destination, false, false));
+    Fd view_owner(view_fd);
+    Fd view(::openat(view_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    for (const std::string& alias : hierarchy.aliases) {
+      if (::symlinkat(hierarchy.name.c_str(), view.get(), alias.c_str()) != 0 && errno != EEXIST) {
+        return Error::from_errno(
+            fmt::format("cannot link {}/{} to {}", mount.destination, alias, hierarchy.name));
+      }
+    }
+  }
+  if (flags & MS_RDONLY) {
+    const int view_fd = HV_TRY(open_in_root(root_fd, mount.destination, false, false));
+    Fd view_owner(view_fd);
+    if (::mount(nullptr, fd_path(view_fd).c_str(), nullptr, MS_REMOUNT | flags, "mode=755") != 0) {
+      return mount_error("make read-only", mount.destination);
+    }
+  }
+  return {};
+}
+
+Status do_mount(int root_fd, const oci::Mount& mount, const CgroupView& cgroups) {
   const MountOptions options = parse_mount_options(mount.options);
   const bool bind = options.bind || mount.type == "bind";
   const bool leaf_is_file = bind && !is_directory_source(mount);
-  {
+  if (mount.type == "cgroup") {
+    HV_TRY(mount_cgroup_view(root_fd, mount, options, cgroups));
+  } else {
     const int target_fd = HV_TRY(open_in_root(root_fd, mount.destination, true, leaf_is_file));
     Fd target_owner(target_fd);
     const std::string target = fd_path(target_fd);
@@ -175,14 +239,8 @@ Status do_mount(int root_fd, const oci::Mount& mount) {
         return mount_error("bind-mount " + mount.source + " onto", mount.destination);
       }
     } else {
-      std::string type = mount.type;
-      std::string data = options.data;
-      if (type == "cgroup") {
-        // Without a cgroup namespace view of every v1 hierarchy, the container gets an empty,
-        // read-only tmpfs at its cgroup mount point (documented limitation).
-        type = "tmpfs";
-        data = "mode=755";
-      }
+      const std::string& type = mount.type;
+      const std::string& data = options.data;
       const std::string source = mount.source.empty() ? type : mount.source;
       if (::mount(source.c_str(), target.c_str(), type.c_str(), options.flags,
                   data.empty() ? nullptr : data.c_str()) != 0) {
@@ -341,7 +399,8 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
   return current.release();
 }
 
-Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool no_pivot) {
+Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool no_pivot,
+                      const CgroupView& cgroups) {
   if (::mount(nullptr, "/", nullptr, root_propagation(config.linux.rootfs_propagation), nullptr) !=
       0) {
     return Error::from_errno("cannot set the mount propagation of /");
@@ -356,7 +415,7 @@ Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool
   }
   bool dev_is_mounted = false;
   for (const oci::Mount& mount : config.mounts) {
-    HV_TRY(do_mount(root_fd.get(), mount));
+    HV_TRY(do_mount(root_fd.get(), mount, cgroups));
     dev_is_mounted = dev_is_mounted || mount.destination == "/dev";
   }
   if (dev_is_mounted) {

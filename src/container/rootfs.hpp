@@ -28,8 +28,23 @@ MountOptions parse_mount_options(const std::vector<std::string>& options);
 // last component). Returns an O_PATH descriptor of the result.
 Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool leaf_is_file);
 
+// What a mount of type "cgroup" shows the container: its own cgroup, bound from the host, as
+// the root of each hierarchy (runc's layout). With only a v2 hierarchy that directory is the
+// mount itself; otherwise a tmpfs holds one directory per hierarchy ("memory", "cpu,cpuacct",
+// "systemd", "unified") plus a symlink per controller of a co-mounted one ("cpu" ->
+// "cpu,cpuacct").
+struct CgroupView {
+  struct Hierarchy {
+    std::string name;      // empty: the whole mount (v2 only)
+    std::string host_dir;  // the container's cgroup directory on the host
+    std::vector<std::string> aliases;
+  };
+  std::vector<Hierarchy> hierarchies;
+};
+
 // Everything above, in order; `rootfs` is the absolute host path of root.path.
-Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool no_pivot);
+Status prepare_rootfs(const oci::Config& config, const std::string& rootfs, bool no_pivot,
+                      const CgroupView& cgroups);
 
 // After the root is in place: masked and read-only paths, then the root itself read-only.
 Status finish_rootfs(const oci::Config& config);

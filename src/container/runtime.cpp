@@ -340,7 +340,32 @@ struct ChildSetup {
   int state_dir_fd;       // O_PATH: the exec FIFO is opened through it after pivot_root
   winsize terminal_size;  // used when process.terminal
   int preserve_fds;       // --preserve-fds: descriptors after stderr passed to the process
+  const CgroupView* cgroups;
+  bool new_cgroup_namespace;  // unshared once the runtime has put the init in its cgroup
 };
+
+// The container's cgroup directories as its "cgroup" mounts show them.
+CgroupView cgroup_view(const Cgroup& cgroup) {
+  const std::vector<Cgroup::Directory> directories = cgroup.directories();
+  CgroupView view;
+  const bool only_v2 = directories.size() == 1 && directories[0].v2;
+  for (const Cgroup::Directory& directory : directories) {
+    CgroupView::Hierarchy hierarchy;
+    hierarchy.host_dir = directory.path;
+    if (!only_v2) {
+      hierarchy.name = directory.mount_point.substr(directory.mount_point.rfind('/') + 1);
+      if (directory.controllers.size() > 1) {
+        for (const std::string& controller : directory.controllers) {
+          if (controller != hierarchy.name && !controller.starts_with("name=")) {
+            hierarchy.aliases.push_back(controller);
+          }
+        }
+      }
+    }
+    view.hierarchies.push_back(std::move(hierarchy));
+  }
+  return view;
+}
 
 [[noreturn]] void child_main(const ChildSetup& setup) {
   const oci::Config& config = *setup.config;
@@ -354,6 +379,9 @@ struct ChildSetup {
       child_fail(setup.sync_fd, status.error());
     }
   };
+  if (setup.new_cgroup_namespace && ::unshare(CLONE_NEWCGROUP) != 0) {
+    child_fail(setup.sync_fd, Error::from_errno("cannot create the cgroup namespace"));
+  }
   // Namespaces given by path are joined first (user first, so the others are entered with its
   // privileges); the pid namespace was joined by the parent, as it only applies to children.
   for (oci::NamespaceType type :
@@ -395,7 +423,7 @@ struct ChildSetup {
   }
   const std::string state_text(message.data() + 1, static_cast<size_t>(received - 1));
   check(run_hooks(config.hooks.create_container, "createContainer", state_text));
-  check(prepare_rootfs(config, setup.rootfs, setup.no_pivot));
+  check(prepare_rootfs(config, setup.rootfs, setup.no_pivot, *setup.cgroups));
   check(apply_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
   if (process.terminal) {
     // Before the root may turn read-only: /dev/console may have to be created.
@@ -623,6 +651,11 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
       }
     }
   }
+  // A new cgroup namespace is rooted at the cgroup its creator is in: the init unshares it once
+  // the runtime has moved it into the container's cgroup, not at clone time.
+  const bool new_cgroup_namespace = (clone_flags & CLONE_NEWCGROUP) != 0;
+  clone_flags &= ~CLONE_NEWCGROUP;
+  const CgroupView cgroups = cgroup_view(*undo.cgroup);
   const pid_t child = clone_into_namespaces(clone_flags);
   if (child < 0) {
     return Error::from_errno("cannot create the container's process (clone3)");
@@ -636,7 +669,9 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
                      child_end.get(),
                      state_dir_fd.get(),
                      initial_window_size(*config.process),
-                     options.preserve_fds};
+                     options.preserve_fds,
+                     &cgroups,
+                     new_cgroup_namespace};
     child_main(setup);
   }
   undo.child = child;

@@ -465,5 +465,26 @@ TEST_F(ContainerTest, SeccompNotifyListenerGoesToTheAgent) {
   EXPECT_NE(run.err.find("Operation not supported"), std::string::npos) << run.err;
 }
 
+TEST_F(ContainerTest, CgroupMountShowsTheContainersOwnCgroups) {
+  // With a cgroup namespace (the default spec has one) every hierarchy's root is the
+  // container's cgroup, and the read-only cgroup mount shows those same directories.
+  config_["linux"]["resources"]["pids"]["limit"] = 42;
+  ProcessResult r =
+      run_in_container({"sh", "-c",
+                        "grep -c ':/$' /proc/self/cgroup; grep -vc ':/$' /proc/self/cgroup; "
+                        "cat /sys/fs/cgroup/pids/pids.max || cat /sys/fs/cgroup/pids.max; "
+                        "touch /sys/fs/cgroup/x 2>&1"});
+  ASSERT_EQ(r.exit_status, 1) << r.out << r.err;  // the touch fails
+  std::istringstream lines(r.out);
+  int at_root = 0, elsewhere = -1;
+  std::string pids_max, touch;
+  lines >> at_root >> elsewhere >> pids_max;
+  std::getline(lines >> std::ws, touch);
+  EXPECT_GT(at_root, 0) << r.out;
+  EXPECT_EQ(elsewhere, 0) << r.out;
+  EXPECT_EQ(pids_max, "42") << r.out;
+  EXPECT_NE(touch.find("Read-only file system"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace hv::test
