@@ -141,28 +141,30 @@ std::vector<bpf_insn> compile_device_filter(const std::vector<oci::DeviceRule>& 
 
 Status attach_device_filter(int cgroup_dir_fd, std::span<const bpf_insn> program) {
   static constexpr char kLicense[] = "GPL";
-  std::string log(64 * 1024, '\0');
   bpf_attr load{};
   load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
   load.insns = reinterpret_cast<uint64_t>(program.data());
   load.insn_cnt = static_cast<uint32_t>(program.size());
   load.license = reinterpret_cast<uint64_t>(kLicense);
-  load.log_buf = reinterpret_cast<uint64_t>(log.data());
-  load.log_size = static_cast<uint32_t>(log.size());
-  load.log_level = 1;
   Fd prog(static_cast<int>(::syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load))));
   if (!prog.valid()) {
     const int saved = errno;
+    // Again with the verifier's log (it costs milliseconds, so only now), for the error.
+    std::string log(64 * 1024, '\0');
+    load.log_buf = reinterpret_cast<uint64_t>(log.data());
+    load.log_size = static_cast<uint32_t>(log.size());
+    load.log_level = 1;
+    Fd(static_cast<int>(::syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load))));
     log.resize(std::strlen(log.c_str()));
     while (!log.empty() && log.back() == '\n') {
       log.pop_back();
     }
+    const size_t last_line = log.rfind('\n');
     errno = saved;
     return Error::from_errno(
-        log.empty()
-            ? "cannot load the device cgroup program (bpf)"
-            : "cannot load the device cgroup program (bpf verifier: " +
-                  log.substr(log.rfind('\n') == std::string::npos ? 0 : log.rfind('\n') + 1) + ")");
+        log.empty() ? "cannot load the device cgroup program (bpf)"
+                    : "cannot load the device cgroup program (bpf verifier: " +
+                          log.substr(last_line == std::string::npos ? 0 : last_line + 1) + ")");
   }
   bpf_attr attach{};
   attach.target_fd = static_cast<uint32_t>(cgroup_dir_fd);

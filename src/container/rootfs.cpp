@@ -161,15 +161,24 @@ bool is_directory_source(const oci::Mount& mount) {
   return ::stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
 }
 
-Status bind_cgroup_directory(int root_fd, const std::string& host_dir,
-                             const std::string& destination, unsigned long flags) {
-  {
-    const int target_fd = HV_TRY(open_in_root(root_fd, destination, true, false));
-    Fd target_owner(target_fd);
-    if (::mount(host_dir.c_str(), fd_path(target_fd).c_str(), nullptr, MS_BIND, nullptr) != 0) {
-      return mount_error("bind the container's cgroup " + host_dir + " onto", destination);
+Status mount_cgroup_hierarchy(int root_fd, const CgroupView& view,
+                              const CgroupView::Hierarchy& hierarchy,
+                              const std::string& destination, unsigned long flags) {
+  const int target_fd = HV_TRY(open_in_root(root_fd, destination, true, false));
+  Fd target_owner(target_fd);
+  if (view.own_namespace) {
+    const char* type = hierarchy.v2 ? "cgroup2" : "cgroup";
+    if (::mount(type, fd_path(target_fd).c_str(), type, flags,
+                hierarchy.v2 ? nullptr : hierarchy.mount_data.c_str()) != 0) {
+      return mount_error(fmt::format("mount the {} hierarchy on", hierarchy.name), destination);
     }
+    return {};
   }
+  if (::mount(hierarchy.host_dir.c_str(), fd_path(target_fd).c_str(), nullptr, MS_BIND, nullptr) !=
+      0) {
+    return mount_error("bind the container's cgroup " + hierarchy.host_dir + " onto", destination);
+  }
+  target_owner.reset();
   const int mounted_fd = HV_TRY(open_in_root(root_fd, destination, false, false));
   Fd mounted_owner(mounted_fd);
   if (::mount(nullptr, fd_path(mounted_fd).c_str(), nullptr, MS_REMOUNT | MS_BIND | flags,
@@ -185,8 +194,8 @@ Status mount_cgroup_view(int root_fd, const oci::Mount& mount, const MountOption
                          const CgroupView& cgroups) {
   const unsigned long flags = options.flags & ~(MS_REMOUNT | MS_BIND);
   if (cgroups.hierarchies.size() == 1 && cgroups.hierarchies[0].name.empty()) {
-    return bind_cgroup_directory(root_fd, cgroups.hierarchies[0].host_dir, mount.destination,
-                                 flags);
+    return mount_cgroup_hierarchy(root_fd, cgroups, cgroups.hierarchies[0], mount.destination,
+                                  flags);
   }
   {
     const int target_fd = HV_TRY(open_in_root(root_fd, mount.destination, true, false));
@@ -198,8 +207,8 @@ Status mount_cgroup_view(int root_fd, const oci::Mount& mount, const MountOption
     }
   }
   for (const CgroupView::Hierarchy& hierarchy : cgroups.hierarchies) {
-    HV_TRY(bind_cgroup_directory(root_fd, hierarchy.host_dir,
-                                 mount.destination + "/" + hierarchy.name, flags));
+    HV_TRY(mount_cgroup_hierarchy(root_fd, cgroups, hierarchy,
+                                  mount.destination + "/" + hierarchy.name, flags));
     if (hierarchy.aliases.empty()) {
       continue;
     }

@@ -33,13 +33,19 @@ Result<int> open_in_root(int root_fd, const std::string& path, bool create, bool
 // mount itself; otherwise a tmpfs holds one directory per hierarchy ("memory", "cpu,cpuacct",
 // "systemd", "unified") plus a symlink per controller of a co-mounted one ("cpu" ->
 // "cpu,cpuacct").
+//
+// In a cgroup namespace of its own the container's cgroups are the namespace's roots, so each
+// hierarchy is mounted afresh (one mount call with its flags, where binding takes two).
 struct CgroupView {
   struct Hierarchy {
-    std::string name;      // empty: the whole mount (v2 only)
-    std::string host_dir;  // the container's cgroup directory on the host
+    std::string name;        // empty: the whole mount (v2 only)
+    std::string host_dir;    // the container's cgroup directory on the host
+    std::string mount_data;  // v1: the hierarchy's controllers ("cpu", "none,name=systemd")
+    bool v2 = false;
     std::vector<std::string> aliases;
   };
   std::vector<Hierarchy> hierarchies;
+  bool own_namespace = false;
 };
 
 // Everything above, in order; `rootfs` is the absolute host path of root.path.

@@ -345,13 +345,21 @@ struct ChildSetup {
 };
 
 // The container's cgroup directories as its "cgroup" mounts show them.
-CgroupView cgroup_view(const Cgroup& cgroup) {
+CgroupView cgroup_view(const Cgroup& cgroup, bool own_namespace) {
   const std::vector<Cgroup::Directory> directories = cgroup.directories();
   CgroupView view;
+  view.own_namespace = own_namespace;
   const bool only_v2 = directories.size() == 1 && directories[0].v2;
   for (const Cgroup::Directory& directory : directories) {
     CgroupView::Hierarchy hierarchy;
     hierarchy.host_dir = directory.path;
+    hierarchy.v2 = directory.v2;
+    for (const std::string& controller : directory.controllers) {
+      hierarchy.mount_data += (hierarchy.mount_data.empty() ? "" : ",") + controller;
+    }
+    if (hierarchy.mount_data.starts_with("name=")) {
+      hierarchy.mount_data = "none," + hierarchy.mount_data;
+    }
     if (!only_v2) {
       hierarchy.name = directory.mount_point.substr(directory.mount_point.rfind('/') + 1);
       if (directory.controllers.size() > 1) {
@@ -655,7 +663,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   // the runtime has moved it into the container's cgroup, not at clone time.
   const bool new_cgroup_namespace = (clone_flags & CLONE_NEWCGROUP) != 0;
   clone_flags &= ~CLONE_NEWCGROUP;
-  const CgroupView cgroups = cgroup_view(*undo.cgroup);
+  const CgroupView cgroups = cgroup_view(*undo.cgroup, new_cgroup_namespace);
   const pid_t child = clone_into_namespaces(clone_flags);
   if (child < 0) {
     return Error::from_errno("cannot create the container's process (clone3)");

@@ -484,6 +484,19 @@ TEST_F(ContainerTest, CgroupMountShowsTheContainersOwnCgroups) {
   EXPECT_EQ(elsewhere, 0) << r.out;
   EXPECT_EQ(pids_max, "42") << r.out;
   EXPECT_NE(touch.find("Read-only file system"), std::string::npos) << r.out;
+
+  // Without a cgroup namespace the process sees its host path, and the mount binds the
+  // container's directories from the host.
+  auto& namespaces = config_["linux"]["namespaces"];
+  namespaces.erase(std::remove_if(namespaces.begin(), namespaces.end(),
+                                  [](const nlohmann::json& ns) { return ns["type"] == "cgroup"; }),
+                   namespaces.end());
+  ProcessResult shared = run_in_container(
+      {"sh", "-c",
+       "grep -c ':/hv/" + id_ + "$' /proc/self/cgroup; cat /sys/fs/cgroup/pids/pids.max"});
+  ASSERT_EQ(shared.exit_status, 0) << shared.out << shared.err;
+  EXPECT_NE(shared.out.find("\n42\n"), std::string::npos) << shared.out;
+  EXPECT_NE(shared.out.substr(0, 1), "0") << shared.out;
 }
 
 }  // namespace
