@@ -13,37 +13,15 @@
 #include "common/size.hpp"
 #include "container/oci_config.hpp"
 #include "container/runtime.hpp"
+#include "container/runtime_log.hpp"
 
 namespace hv::cli {
 
 namespace {
 
-// Errors go to stderr and, with --log, to the log file in runc's formats: podman and containerd
-// read the last JSON line of that file to tell the user why the runtime failed.
-void report_error(const OciOptions& options, const Error& error) {
-  const std::string message = error.to_string();
-  fmt::print(stderr, "hv: error: {}\n", message);
-  if (options.log_path.empty()) {
-    return;
-  }
-  std::ofstream log(options.log_path, std::ios::app);
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char time_text[32];
-  std::strftime(time_text, sizeof(time_text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  if (options.log_format == "json") {
-    nlohmann::json line = {{"level", "error"}, {"msg", message}, {"time", time_text}};
-    log << line.dump() << "\n";
-  } else {
-    log << "time=\"" << time_text << "\" level=error msg=\"" << message << "\"\n";
-  }
-}
-
-int finish(const OciOptions& options, const Status& status) {
+int finish(const Status& status) {
   if (!status.ok()) {
-    report_error(options, status.error());
+    container::log_error(status.error().to_string());
     return to_int(status.error().status);
   }
   return 0;
@@ -119,10 +97,11 @@ void add_oci_commands(CLI::App& oci, OciOptions& o) {
 }
 
 int run_oci_command(CLI::App& oci, const OciOptions& o) {
+  container::configure_runtime_log({o.log_path, o.log_format == "json", o.debug});
   if (o.systemd_cgroup) {
-    return finish(o, make_error(ExitStatus::Usage,
-                                "--systemd-cgroup is not supported: hv manages cgroups through "
-                                "the cgroup file system (use the cgroupfs manager)"));
+    return finish(make_error(ExitStatus::Usage,
+                             "--systemd-cgroup is not supported: hv manages cgroups through "
+                             "the cgroup file system (use the cgroupfs manager)"));
   }
   const container::RuntimeContext context{o.root};
   const container::CreateOptions create{o.id,       o.bundle,      o.pid_file, o.console_socket,
@@ -130,12 +109,12 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
   CLI::App* command = oci.get_subcommands().front();
   const std::string name = command->get_name();
   if (name == "create") {
-    return finish(o, container::create_container(context, create));
+    return finish(container::create_container(context, create));
   }
   if (name == "run") {
     Result<int> status = container::run_container(context, create, o.detach);
     if (!status.ok()) {
-      return finish(o, std::move(status).error());
+      return finish(std::move(status).error());
     }
     return *status;
   }
@@ -144,17 +123,17 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
                                 o.detach, o.pid_file,     o.console_socket, o.preserve_fds};
     Result<int> status = container::exec_in_container(context, exec);
     if (!status.ok()) {
-      return finish(o, std::move(status).error());
+      return finish(std::move(status).error());
     }
     return *status;
   }
   if (name == "start") {
-    return finish(o, container::start_container(context, o.id));
+    return finish(container::start_container(context, o.id));
   }
   if (name == "state") {
     Result<std::string> json = container::container_state_json(context, o.id);
     if (!json.ok()) {
-      return finish(o, std::move(json).error());
+      return finish(std::move(json).error());
     }
     fmt::print("{}\n", *json);
     return 0;
@@ -162,23 +141,23 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
   if (name == "kill") {
     Result<int> signal = container::parse_signal(o.signal);
     if (!signal.ok()) {
-      return finish(o, std::move(signal).error());
+      return finish(std::move(signal).error());
     }
-    return finish(o, container::kill_container(context, o.id, *signal, o.all));
+    return finish(container::kill_container(context, o.id, *signal, o.all));
   }
   if (name == "delete") {
-    return finish(o, container::delete_container(context, o.id, o.force));
+    return finish(container::delete_container(context, o.id, o.force));
   }
   if (name == "pause") {
-    return finish(o, container::pause_container(context, o.id));
+    return finish(container::pause_container(context, o.id));
   }
   if (name == "resume") {
-    return finish(o, container::resume_container(context, o.id));
+    return finish(container::resume_container(context, o.id));
   }
   if (name == "list") {
     Result<std::string> text = container::list_containers(context, o.format == "json", o.quiet);
     if (!text.ok()) {
-      return finish(o, std::move(text).error());
+      return finish(std::move(text).error());
     }
     fmt::print("{}", *text);
     return 0;
@@ -186,7 +165,7 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
   if (name == "ps") {
     Result<std::vector<pid_t>> pids = container::container_pids(context, o.id);
     if (!pids.ok()) {
-      return finish(o, std::move(pids).error());
+      return finish(std::move(pids).error());
     }
     if (o.format == "json") {
       fmt::print("{}\n", nlohmann::json(*pids).dump());
@@ -201,11 +180,11 @@ int run_oci_command(CLI::App& oci, const OciOptions& o) {
   if (name == "spec") {
     const std::string path = o.bundle + "/config.json";
     if (::access(path.c_str(), F_OK) == 0) {
-      return finish(o, make_error(ExitStatus::Usage, "{} already exists", path));
+      return finish(make_error(ExitStatus::Usage, "{} already exists", path));
     }
     std::ofstream out(path);
     if (!(out << container::default_oci_config_json(o.rootless))) {
-      return finish(o, Error::from_errno(fmt::format("cannot write {}", path)));
+      return finish(Error::from_errno(fmt::format("cannot write {}", path)));
     }
     return 0;
   }
@@ -231,20 +210,19 @@ void add_container_commands(CLI::App& container, ContainerRunOptions& o) {
 }
 
 int run_container_command(const ContainerRunOptions& o) {
-  const OciOptions log_options;
   Result<oci::Config> parsed =
       container::parse_oci_config(container::default_oci_config_json(false));
   if (!parsed.ok()) {
-    return finish(log_options, std::move(parsed).error());
+    return finish(std::move(parsed).error());
   }
   oci::Config config = std::move(*parsed);
   std::error_code ec;
   config.root.path = std::filesystem::absolute(o.rootfs, ec).lexically_normal().string();
   config.root.readonly = false;
   if (::access(config.root.path.c_str(), X_OK) != 0) {
-    return finish(log_options, make_error(ExitStatus::FileMissing,
-                                          "the container's root {} is not an accessible directory",
-                                          config.root.path));
+    return finish(make_error(ExitStatus::FileMissing,
+                             "the container's root {} is not an accessible directory",
+                             config.root.path));
   }
   config.hostname = o.hostname;
   config.process->args = o.command;
@@ -257,7 +235,7 @@ int run_container_command(const ContainerRunOptions& o) {
   if (!o.memory.empty()) {
     Result<uint64_t> bytes = parse_size(o.memory);
     if (!bytes.ok()) {
-      return finish(log_options, std::move(bytes).error());
+      return finish(std::move(bytes).error());
     }
     resources.memory.emplace().limit = static_cast<int64_t>(*bytes);
     resources.memory->swap = static_cast<int64_t>(*bytes);
@@ -277,7 +255,7 @@ int run_container_command(const ContainerRunOptions& o) {
   create.bundle = config.root.path;
   Result<int> status = container::run_container_from(context, create, std::move(config));
   if (!status.ok()) {
-    return finish(log_options, std::move(status).error());
+    return finish(std::move(status).error());
   }
   return *status;
 }

@@ -31,6 +31,7 @@
 #include "container/oci_config.hpp"
 #include "container/process_security.hpp"
 #include "container/rootfs.hpp"
+#include "container/runtime_log.hpp"
 
 namespace hv::container {
 
@@ -633,6 +634,8 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   if (resources && !resources->devices.empty()) {
     allow_default_devices(config, *resources);
   }
+  log_debug("create {}: bundle {}, cgroup {} ({} v1 hierarchies{})", options.id, options.bundle,
+            cgroup_path, layout.v1.size(), layout.v2_mount.empty() ? "" : " and cgroup v2");
   undo.cgroup.emplace(
       HV_TRY(Cgroup::create(layout, cgroup_path, resources ? &*resources : nullptr)));
 
@@ -667,6 +670,10 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   const pid_t child = clone_into_namespaces(clone_flags);
   if (child < 0) {
     return Error::from_errno("cannot create the container's process (clone3)");
+  }
+  if (child > 0) {
+    log_debug("create {}: init is pid {} (clone flags {:#x}{})", options.id, child, clone_flags,
+              new_cgroup_namespace ? ", cgroup namespace after joining the cgroup" : "");
   }
   if (child == 0) {
     parent_end.reset();
@@ -745,6 +752,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
     return make_error(ExitStatus::HostError, "container {}: set-up out of step", options.id);
   }
   HV_TRY(store.save(state));
+  log_debug("create {}: set up, waiting for start", options.id);
   if (!options.pid_file.empty()) {
     const std::string text = std::to_string(child);
     std::ofstream out(options.pid_file, std::ios::trunc);
@@ -785,6 +793,7 @@ Status start_impl(const StateStore& store, const ContainerState& state,
     ::poll(&pfd, 1, 5);
   }
   ::unlink(fifo_path.c_str());
+  log_debug("start {}: pid {} runs the process", state.id, state.pid);
   // A failing poststart hook is a warning: the container runs already.
   if (Status hooks = run_hooks(poststart, "poststart", state_json(state, ContainerStatus::Running));
       !hooks.ok()) {
@@ -884,6 +893,7 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
     const Result<uint64_t> count = cgroup->oom_kill_count();
     oom_kills = count.ok() ? *count : 0;
   }
+  log_debug("run {}: the process ended ({:#x})", options.id, status);
   HV_TRY(delete_container(context, options.id, true));
   if (oom_kills > 0) {
     fmt::print(
@@ -1059,6 +1069,7 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
   if (!options.pid_file.empty()) {
     std::ofstream(options.pid_file, std::ios::trunc) << inner;
   }
+  log_debug("exec {}: pid {}{}", options.id, inner, options.detach ? " (detached)" : "");
   if (seccomp_listener.valid() && config.linux.seccomp) {
     // The process waits in its first notified call until the agent has the listener.
     HV_TRY(send_seccomp_listener(*config.linux.seccomp, inner,
@@ -1136,11 +1147,13 @@ Status kill_container(const RuntimeContext& context, const std::string& id, int 
   const ContainerState state = HV_TRY(store.load(id));
   if (all) {
     Cgroup cgroup = HV_TRY(open_cgroup(state));
+    log_debug("kill {}: signal {} to every process", id, signal);
     return cgroup.kill_all(signal);
   }
   if (store.status(state, false) == ContainerStatus::Stopped) {
     return make_error(ExitStatus::Usage, "container {} is not running", id);
   }
+  log_debug("kill {}: signal {} to pid {}", id, signal, state.pid);
   if (::kill(state.pid, signal) != 0) {
     return Error::from_errno(fmt::format("cannot signal container {}", id));
   }
@@ -1182,6 +1195,7 @@ Status delete_container(const RuntimeContext& context, const std::string& id, bo
     ::kill(state.pid, SIGKILL);
   }
   HV_TRY(store.remove(id));
+  log_debug("delete {}: removed (was {})", id, status_name(status));
   // poststop hooks run once the container is gone; their failures are warnings.
   if (Result<oci::Config> config = load_oci_bundle_config(state.bundle); config.ok()) {
     if (Status hooks = run_hooks(config->hooks.poststop, "poststop",

@@ -499,5 +499,26 @@ TEST_F(ContainerTest, CgroupMountShowsTheContainersOwnCgroups) {
   EXPECT_NE(shared.out.substr(0, 1), "0") << shared.out;
 }
 
+TEST_F(ContainerTest, DebugLinesAndErrorsGoToTheLogInJson) {
+  config_["process"]["args"] = {"true"};
+  write_config();
+  const std::string log = dir_ + "/runtime.log";
+  ProcessResult r =
+      hv({"--debug", "--log", log, "--log-format", "json", "run", "--bundle", bundle_, id_});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(hv({"--log", log, "--log-format", "json", "state", id_}).exit_status, 4);
+  std::istringstream lines(read_text(log));
+  std::vector<nlohmann::json> entries;
+  for (std::string line; std::getline(lines, line);) {
+    entries.push_back(nlohmann::json::parse(line));  // every line is one JSON object
+  }
+  ASSERT_GE(entries.size(), 4u);
+  EXPECT_EQ(entries.front()["level"], "debug");
+  EXPECT_NE(entries.front()["msg"].get<std::string>().find("create " + id_), std::string::npos);
+  EXPECT_EQ(entries.back()["level"], "error");
+  EXPECT_EQ(entries.back()["msg"], "container " + id_ + " does not exist");
+  EXPECT_TRUE(entries.back().contains("time"));
+}
+
 }  // namespace
 }  // namespace hv::test
