@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -990,77 +991,48 @@ Result<std::vector<pid_t>> Cgroup::all_pids() const {
 }
 
 Status Cgroup::freeze() {
-  if (const Place* place = place_for("freezer", "")) {
-    const std::string state = dir(*place) + "/freezer.state";
-    HV_TRY(write_text(state, "FROZEN"));
-    const auto deadline = Clock::now() + 10s;
-    for (int round = 1;; ++round) {
-      if (trim(HV_TRY(read_text(state))) == "FROZEN") {
-        return {};
-      }
-      if (Clock::now() > deadline) {
-        (void)write_text(state, "THAWED");
-        return make_error(ExitStatus::HostError,
-                          "cannot freeze the cgroup {}: its processes did not stop in time", path_);
-      }
-      // A task that was forking or in an uninterruptible sleep can leave the cgroup FREEZING:
-      // asking again retries it.
-      if (round % 50 == 0) {
-        HV_TRY(write_text(state, "FROZEN"));
-      }
-      std::this_thread::sleep_for(1ms * std::min(round, 10));
-    }
-  }
-  const Place* place = v2_place();
-  if (place == nullptr) {
-    return make_error(ExitStatus::BadConfig,
-                      "cannot freeze: neither the v1 freezer nor cgroup v2 is mounted");
-  }
-  HV_TRY(write_text(dir(*place) + "/cgroup.freeze", "1"));
-  const auto deadline = Clock::now() + 10s;
-  for (int round = 1;; ++round) {
-    const std::string events = HV_TRY(read_text(dir(*place) + "/cgroup.events"));
-    if (keyed_value(events, "frozen") == 1u) {
-      return {};
-    }
-    if (Clock::now() > deadline) {
-      (void)write_text(dir(*place) + "/cgroup.freeze", "0");
-      return make_error(ExitStatus::HostError,
-                        "cannot freeze the cgroup {}: its processes did not stop in time", path_);
-    }
-    std::this_thread::sleep_for(1ms * std::min(round, 10));
-  }
+  return set_frozen(true);
+}
+Status Cgroup::thaw() {
+  return set_frozen(false);
 }
 
-Status Cgroup::thaw() {
+Status Cgroup::set_frozen(bool frozen) {
+  const std::string_view verb = frozen ? "freeze" : "thaw";
+  // Where the request goes, and how to tell it has been carried out: the v1 freezer's state
+  // file, or cgroup v2's cgroup.freeze and the "frozen" key of cgroup.events.
+  std::string request_file, request, done_file;
+  std::function<bool(const std::string&)> done;
   if (const Place* place = place_for("freezer", "")) {
-    const std::string state = dir(*place) + "/freezer.state";
-    HV_TRY(write_text(state, "THAWED"));
-    const auto deadline = Clock::now() + 5s;
-    for (int round = 1;; ++round) {
-      if (trim(HV_TRY(read_text(state))) == "THAWED") {
-        return {};
-      }
-      if (Clock::now() > deadline) {
-        return make_error(ExitStatus::HostError, "cannot thaw the cgroup {}", path_);
-      }
-      std::this_thread::sleep_for(1ms * std::min(round, 10));
-    }
-  }
-  const Place* place = v2_place();
-  if (place == nullptr) {
+    request_file = done_file = dir(*place) + "/freezer.state";
+    request = frozen ? "FROZEN" : "THAWED";
+    done = [&](const std::string& text) { return trim(text) == request; };
+  } else if (const Place* v2 = v2_place()) {
+    request_file = dir(*v2) + "/cgroup.freeze";
+    done_file = dir(*v2) + "/cgroup.events";
+    request = frozen ? "1" : "0";
+    done = [&](const std::string& text) { return (keyed_value(text, "frozen") == 1u) == frozen; };
+  } else {
     return make_error(ExitStatus::BadConfig,
-                      "cannot thaw: neither the v1 freezer nor cgroup v2 is mounted");
+                      "cannot {}: neither the v1 freezer nor cgroup v2 is mounted", verb);
   }
-  HV_TRY(write_text(dir(*place) + "/cgroup.freeze", "0"));
-  const auto deadline = Clock::now() + 5s;
+  HV_TRY(write_text(request_file, request));
+  const auto deadline = Clock::now() + (frozen ? 10s : 5s);
   for (int round = 1;; ++round) {
-    const std::string events = HV_TRY(read_text(dir(*place) + "/cgroup.events"));
-    if (keyed_value(events, "frozen") != 1u) {
+    if (done(HV_TRY(read_text(done_file)))) {
       return {};
     }
     if (Clock::now() > deadline) {
-      return make_error(ExitStatus::HostError, "cannot thaw the cgroup {}", path_);
+      if (frozen) {  // half-frozen is worse than not frozen
+        (void)write_text(request_file, request_file == done_file ? "THAWED" : "0");
+      }
+      return make_error(ExitStatus::HostError, "cannot {} the cgroup {}{}", verb, path_,
+                        frozen ? ": its processes did not stop in time" : "");
+    }
+    // A v1 task that was forking or in an uninterruptible sleep can leave the cgroup FREEZING:
+    // asking again retries it.
+    if (round % 50 == 0) {
+      HV_TRY(write_text(request_file, request));
     }
     std::this_thread::sleep_for(1ms * std::min(round, 10));
   }

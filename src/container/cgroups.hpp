@@ -128,6 +128,7 @@ class Cgroup {
   const Place* process_place() const;                         // where pids() reads cgroup.procs
   std::string level(const Place& place, size_t depth) const;  // the path's first depth+1 parts
   Status make_directories(Place& place, const std::vector<std::string>& v2_enable);
+  Status set_frozen(bool frozen);
   Status apply(const oci::Resources& resources);
   void remove_created();
   Result<std::vector<pid_t>> all_pids() const;  // every hierarchy, for kill_all
