@@ -82,19 +82,6 @@ bool has_namespace(const oci::Config& config, oci::NamespaceType type) {
   return false;
 }
 
-std::string now_rfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  const auto nanos =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
-      1'000'000'000;
-  char text[64];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &utc);
-  return fmt::format("{}.{:09d}Z", text, nanos);
-}
-
 std::string user_name() {
   if (const passwd* pw = ::getpwuid(::getuid())) {
     return pw->pw_name;
@@ -709,7 +696,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   state.bundle = options.bundle;
   state.rootfs = config.root.path;
   state.cgroup_path = cgroup_path;
-  state.created = now_rfc3339();
+  state.created = utc_timestamp(true);
   state.owner = user_name();
   state.annotations = config.annotations;
 

@@ -17,6 +17,10 @@ struct RuntimeLogSettings {
   bool debug = false;  // --debug
 };
 
+// RFC 3339 in UTC ("2026-11-24T16:44:41Z"), with nanoseconds as the OCI state's "created" has
+// them, or without as in log lines.
+std::string utc_timestamp(bool nanoseconds);
+
 // Called once by the command line before any command runs.
 void configure_runtime_log(RuntimeLogSettings settings);
 

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "host_state.hpp"
 #include "process.hpp"
 
 namespace hv::test {
@@ -26,28 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Mount points, as /proc/self/mountinfo lists them (field 5).
-std::vector<std::string> host_mounts() {
-  std::vector<std::string> mounts;
-  std::istringstream in(read_text("/proc/self/mountinfo"));
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string field;
-    for (int i = 0; i < 5 && fields >> field; ++i) {
-    }
-    mounts.push_back(field);
-  }
-  std::sort(mounts.begin(), mounts.end());
-  return mounts;
-}
 
 class ContainerTest : public ::testing::Test {
  protected:

@@ -8,17 +8,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "host_state.hpp"
 #include "process.hpp"
 
 namespace hv::test {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool kvm_usable() {
   return access("/dev/kvm", R_OK | W_OK) == 0;

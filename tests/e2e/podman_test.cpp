@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "host_state.hpp"
 #include "process.hpp"
 
 namespace hv::test {
@@ -20,27 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> host_mounts() {
-  std::vector<std::string> mounts;
-  std::istringstream in(read_text("/proc/self/mountinfo"));
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string field;
-    for (int i = 0; i < 5 && fields >> field; ++i) {
-    }
-    mounts.push_back(field);
-  }
-  std::sort(mounts.begin(), mounts.end());
-  return mounts;
-}
 
 // Podman's container IDs (64 hex digits) among the entries of `dir`: hv's state directories
 // and the cgroups podman asks for. Other tests may add entries of their own at the same time.

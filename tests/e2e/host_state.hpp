@@ -1,0 +1,16 @@
+// What the end-to-end tests read from the host: files whole, and the mount table, so that a test
+// can check that a guest or container left nothing behind.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace hv::test {
+
+// The file's bytes; empty if it cannot be read.
+std::string read_text(const std::string& path);
+
+// Mount points, as /proc/self/mountinfo lists them (field 5), sorted.
+std::vector<std::string> host_mounts();
+
+}  // namespace hv::test
