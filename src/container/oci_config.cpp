@@ -213,6 +213,7 @@ class Object {
 
   const std::string& path() const { return path_; }
   std::string at(std::string_view key) const { return member_path(path_, key); }
+  const json& value() const { return *value_; }
 
   const json* get(std::string_view key) const {
     const auto it = value_->find(std::string(key));
@@ -883,6 +884,30 @@ Status parse_linux(const Object& o, oci::Linux& linux_config) {
       return bad(o.at(key), "required: a new user namespace needs at least one mapping");
     }
   }
+  OCI_CHECK(get_object(o, "timeOffsets", [&](const Object& offsets) -> Status {
+    const bool new_time_namespace = std::any_of(
+        l.namespaces.begin(), l.namespaces.end(),
+        [](const oci::Namespace& ns) { return ns.type == NamespaceType::Time && ns.path.empty(); });
+    if (!new_time_namespace) {
+      return bad(o.at("timeOffsets"), "given without a new time namespace in .linux.namespaces");
+    }
+    for (const char* clock : {"boottime", "monotonic"}) {
+      OCI_CHECK(get_object(offsets, clock, [&](const Object& offset) -> Status {
+        oci::TimeOffset value;
+        HV_TRY(get_int(offset, "secs", value.secs));
+        HV_TRY(
+            get_int<uint32_t>(offset, "nanosecs", value.nanosecs, Need::Optional, 0, 999'999'999));
+        l.time_offsets[clock] = value;
+        return {};
+      }));
+    }
+    for (const auto& [key, value] : offsets.value().items()) {
+      if (key != "boottime" && key != "monotonic") {
+        return bad(offsets.at(key), "unknown clock (boottime or monotonic)");
+      }
+    }
+    return {};
+  }));
   HV_TRY(get_objects(o, "devices", l.devices, parse_device));
   HV_TRY(get_string(o, "cgroupsPath", l.cgroups_path));
   OCI_CHECK(get_object(o, "resources", [&](const Object& r) -> Status {

@@ -678,6 +678,35 @@ const BadCase kBadCases[] = {
     {"", "[]", "config.json: .: must be an object"},
 };
 
+TEST(OciConfig, TimeOffsetsNeedANewTimeNamespace) {
+  json doc = minimal_config();
+  doc["linux"]["timeOffsets"] = {{"boottime", {{"secs", 86400}}},
+                                 {"monotonic", {{"secs", -5}, {"nanosecs", 250}}}};
+  auto refused = parse_oci_config(doc.dump());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find(".linux.timeOffsets: given without a new time namespace"),
+            std::string::npos)
+      << refused.error().message;
+
+  doc["linux"]["namespaces"].push_back({{"type", "time"}});
+  auto parsed = parse_oci_config(doc.dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().to_string();
+  EXPECT_EQ(parsed->linux.time_offsets.at("boottime").secs, 86400);
+  EXPECT_EQ(parsed->linux.time_offsets.at("monotonic").secs, -5);
+  EXPECT_EQ(parsed->linux.time_offsets.at("monotonic").nanosecs, 250u);
+
+  for (auto [offsets, expected] : std::initializer_list<std::pair<json, const char*>>{
+           {{{"realtime", {{"secs", 1}}}}, ".linux.timeOffsets.realtime: unknown clock"},
+           {{{"boottime", {{"nanosecs", 1000000000}}}},
+            ".linux.timeOffsets.boottime.nanosecs: must be an integer from 0 to 999999999"},
+           {{{"boottime", {{"secs", "1"}}}}, ".linux.timeOffsets.boottime.secs: must be"}}) {
+    doc["linux"]["timeOffsets"] = offsets;
+    auto bad = parse_oci_config(doc.dump());
+    ASSERT_FALSE(bad.ok()) << expected;
+    EXPECT_NE(bad.error().message.find(expected), std::string::npos) << bad.error().message;
+  }
+}
+
 TEST(OciConfig, MalformedDocumentsNameThePath) {
   EXPECT_GE(std::size(kBadCases), 40u);
   for (const BadCase& bad : kBadCases) {

@@ -199,8 +199,15 @@ struct Seccomp {
 
 enum class RootfsPropagation { Unset, Private, Slave, Shared, Unbindable };
 
+// How far a new time namespace's clock is set ahead of (or behind) the host's.
+struct TimeOffset {
+  int64_t secs = 0;
+  uint32_t nanosecs = 0;
+};
+
 struct Linux {
   std::vector<Namespace> namespaces;
+  std::map<std::string, TimeOffset> time_offsets;  // "boottime", "monotonic"
   std::vector<IdMapping> uid_mappings, gid_mappings;
   std::vector<Device> devices;
   std::string cgroups_path;  // absolute, or relative to the runtime's cgroup root

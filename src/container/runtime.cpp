@@ -330,7 +330,29 @@ struct ChildSetup {
   int preserve_fds;       // --preserve-fds: descriptors after stderr passed to the process
   const CgroupView* cgroups;
   bool new_cgroup_namespace;  // unshared once the runtime has put the init in its cgroup
+  bool new_time_namespace;    // unshared by the init, which sets its offsets first
 };
+
+Status enter_new_time_namespace(const std::map<std::string, oci::TimeOffset>& offsets) {
+  if (::unshare(CLONE_NEWTIME) != 0) {
+    return Error::from_errno("cannot create the time namespace");
+  }
+  std::string text;
+  for (const auto& [clock, offset] : offsets) {
+    text += fmt::format("{} {} {}\n", clock, offset.secs, offset.nanosecs);
+  }
+  if (!text.empty()) {
+    Fd file(::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
+    if (!file.valid() || ::write(file.get(), text.data(), text.size()) != ssize_t(text.size())) {
+      return Error::from_errno("cannot set the time namespace's offsets (.linux.timeOffsets)");
+    }
+  }
+  Fd time_namespace(::open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC));
+  if (!time_namespace.valid() || ::setns(time_namespace.get(), CLONE_NEWTIME) != 0) {
+    return Error::from_errno("cannot enter the new time namespace");
+  }
+  return {};
+}
 
 // The container's cgroup directories as its "cgroup" mounts show them.
 CgroupView cgroup_view(const Cgroup& cgroup, bool own_namespace) {
@@ -377,6 +399,9 @@ CgroupView cgroup_view(const Cgroup& cgroup, bool own_namespace) {
   };
   if (setup.new_cgroup_namespace && ::unshare(CLONE_NEWCGROUP) != 0) {
     child_fail(setup.sync_fd, Error::from_errno("cannot create the cgroup namespace"));
+  }
+  if (setup.new_time_namespace) {
+    check(enter_new_time_namespace(config.linux.time_offsets));
   }
   // Namespaces given by path are joined first (user first, so the others are entered with its
   // privileges); the pid namespace was joined by the parent, as it only applies to children.
@@ -653,6 +678,10 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   // the runtime has moved it into the container's cgroup, not at clone time.
   const bool new_cgroup_namespace = (clone_flags & CLONE_NEWCGROUP) != 0;
   clone_flags &= ~CLONE_NEWCGROUP;
+  // A new time namespace's offsets can only be set before any process is in it: the init
+  // unshares it (which only its children would enter), sets them, then enters it itself.
+  const bool new_time_namespace = (clone_flags & CLONE_NEWTIME) != 0;
+  clone_flags &= ~CLONE_NEWTIME;
   const CgroupView cgroups = cgroup_view(*undo.cgroup, new_cgroup_namespace);
   const pid_t child = clone_into_namespaces(clone_flags);
   if (child < 0) {
@@ -673,7 +702,8 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
                      initial_window_size(*config.process),
                      options.preserve_fds,
                      &cgroups,
-                     new_cgroup_namespace};
+                     new_cgroup_namespace,
+                     new_time_namespace};
     child_main(setup);
   }
   undo.child = child;

@@ -499,5 +499,18 @@ TEST_F(ContainerTest, DebugLinesAndErrorsGoToTheLogInJson) {
   EXPECT_TRUE(entries.back().contains("time"));
 }
 
+TEST_F(ContainerTest, TimeNamespaceWithOffsets) {
+  // A day ahead on the boot-time clock: /proc/uptime inside reads at least 86400 s more than
+  // the host's (read before the container starts).
+  const double host_uptime = std::stod(read_text("/proc/uptime"));
+  config_["linux"]["namespaces"].push_back({{"type", "time"}});
+  config_["linux"]["timeOffsets"] = {{"boottime", {{"secs", 86400}, {"nanosecs", 0}}}};
+  ProcessResult r = run_in_container({"cat", "/proc/uptime"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  const double inside = std::stod(r.out);
+  EXPECT_GE(inside, host_uptime + 86400) << r.out;
+  EXPECT_LT(inside, host_uptime + 86400 + 60) << r.out;
+}
+
 }  // namespace
 }  // namespace hv::test
