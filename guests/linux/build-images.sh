@@ -7,7 +7,9 @@
 #
 # Prints the cache directory on stdout. It then holds:
 #   vmlinuz         the kernel (bzImage) from linux-image-<version>-cloud-amd64
-#   initrd.img      a gzip'd cpio archive: busybox-static and /init (init.sh)
+#   initrd.img      a gzip'd cpio archive: busybox-static, /init (init.sh) and the kernel modules
+#                   of the devices hv offers (virtio over MMIO, the legacy IDE disk) with what
+#                   they depend on, from the same package, with their modules.dep
 #   kernel-release  the kernel's `uname -r`
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,6 +72,35 @@ for applet in $("$root/bin/busybox" --list-full); do
   [[ -e $root/$applet ]] || ln -s /bin/busybox "$root/$applet"
 done
 install -m 0755 "$here/init.sh" "$root/init"
+# Modules: the drivers of hv's devices and, from modules.dep (busybox depmod over the package's
+# whole tree), everything they need; /init loads them with modprobe.
+wanted=(virtio_mmio virtio_blk virtio_net virtio_console virtio-rng pata_legacy sd_mod)
+modules=$work/kernel/lib/modules/$release
+"$root/bin/busybox" depmod -b "$work/kernel" "$release"
+declare -A closure=()
+add_module() { # $1: path relative to $modules
+  [[ -n ${closure[$1]:-} ]] && return
+  closure[$1]=1
+  local dep
+  for dep in $(awk -v m="$1:" '$1 == m { for (i = 2; i <= NF; i++) print $i }' "$modules/modules.dep"); do
+    add_module "$dep"
+  done
+}
+for name in "${wanted[@]}"; do
+  path=$(awk -F: -v n="/$name.ko" 'index($1, n) == length($1) - length(n) + 1 { print $1; exit }' "$modules/modules.dep")
+  if [[ -z $path ]]; then
+    echo "build-images: $package has no module $name" >&2
+    exit 1
+  fi
+  add_module "$path"
+done
+for path in "${!closure[@]}"; do
+  mkdir -p "$root/lib/modules/$release/$(dirname "$path")"
+  cp "$modules/$path" "$root/lib/modules/$release/$path"
+done
+cp "$modules"/modules.{order,builtin} "$root/lib/modules/$release/" 2>/dev/null || true
+"$root/bin/busybox" depmod -b "$root" "$release"
+
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 # The known file the end-to-end test hashes: 64 KiB of a fixed pattern.

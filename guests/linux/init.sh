@@ -5,8 +5,14 @@
 #   hv.run=selftest  the end-to-end checks below, then poweroff -f
 #   hv.run=poweroff  poweroff -f at once (boot-time benchmark)
 #   hv.run=reboot    reboot -f at once (restart test)
+#   hv.run=disk      mount the ext4 disk hv.disk=DEV (default /dev/sda) read-write, report its
+#                    greeting file, count this boot in it, write 64 KiB of random data and print
+#                    their sha256, unmount, poweroff -f (the persistence test)
 #   hv.run=kallsyms  print the kernel's symbol table, then poweroff -f (Debian's System.map is a
 #                    stub; bench/linux_profile.sh names profiled addresses with this)
+# Kernel modules (from the same package) are loaded with modprobe: virtio_mmio and the virtio
+# drivers when hv announces virtio devices (virtio_mmio.device=... on the command line), and
+# those named in hv.modules=a,b,c (pata_legacy for the legacy IDE disk).
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -16,10 +22,18 @@ hostname hv-guest
 echo "hv-init: started"
 
 run=shell
+modules=""
+disk=""
 for arg in $(cat /proc/cmdline); do
   case $arg in
   hv.run=*) run=${arg#hv.run=} ;;
+  hv.disk=*) disk=${arg#hv.disk=} ;;
+  hv.modules=*) modules="$modules $(echo "${arg#hv.modules=}" | tr , ' ')" ;;
+  virtio_mmio.device=*) modules="$modules virtio_mmio virtio_blk virtio_net virtio_console virtio-rng" ;;
   esac
+done
+for module in $(echo "$modules" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
+  modprobe "$module" || echo "hv-init: cannot load module $module"
 done
 
 selftest() {
@@ -50,7 +64,27 @@ selftest() {
   echo "selftest: done"
 }
 
+disktest() {
+  dev=${disk:-/dev/sda}
+  mkdir -p /mnt
+  if ! mount -t ext4 "$dev" /mnt; then
+    echo "disk: cannot mount $dev"
+    return
+  fi
+  echo "disk: greeting $(cat /mnt/greeting)"
+  boots=$(($(cat /mnt/boots 2>/dev/null || echo 0) + 1))
+  echo "$boots" >/mnt/boots
+  echo "disk: boot $boots"
+  head -c 65536 /dev/urandom >"/mnt/random-$boots"
+  echo "disk: random-$boots $(sha256sum "/mnt/random-$boots" | cut -d' ' -f1)"
+  umount /mnt && echo "disk: unmounted"
+}
+
 case $run in
+disk)
+  disktest
+  poweroff -f
+  ;;
 selftest)
   selftest
   poweroff -f

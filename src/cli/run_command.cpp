@@ -46,6 +46,9 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command.add_option("--profile", o.profile_path,
                      "emulator: sample the guest's code address every millisecond and write the "
                      "counts to FILE (bench/linux_profile.sh names the kernel functions)");
+  command.add_option("--disk", o.disks,
+                     "disk image: FILE[,ro][,if=virtio|ide] (repeatable; IDE: primary, then "
+                     "secondary channel)");
   command.add_flag("--no-reboot", o.no_reboot,
                    "exit (status 0) when the guest resets instead of restarting it");
 }
@@ -130,6 +133,9 @@ Result<VmConfig> to_config(RunOptions o) {
   c.trace_path = o.trace_path;
   c.profile_path = o.profile_path;
   c.restart_on_reset = !o.no_reboot;
+  for (const std::string& disk : o.disks) {
+    c.disks.push_back(HV_TRY(parse_disk_option(disk)));
+  }
   return c;
 }
 

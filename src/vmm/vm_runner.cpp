@@ -4,11 +4,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <thread>
 
 #include "common/fd.hpp"
 #include "common/file.hpp"
+#include "devices/ata_disk.hpp"
+#include "devices/block_image.hpp"
 #include "devices/pc_platform.hpp"
 #include "devices/serial_16550.hpp"
 #include "emu/emu_engine.hpp"
@@ -100,21 +103,101 @@ Status validate(const VmConfig& config) {
     return make_error(ExitStatus::Usage, "--cpus {} is out of range (1..{})", config.cpu_count,
                       kMaximumCpus);
   }
+  size_t ide_disks = 0;
+  for (const DiskConfig& disk : config.disks) {
+    if (disk.interface == DiskConfig::Interface::Ide) {
+      ++ide_disks;
+    } else {
+      return make_error(ExitStatus::Usage,
+                        "--disk {}: virtio disks are not available yet (use if=ide)", disk.path);
+    }
+  }
+  if (ide_disks > kMaximumIdeDisks) {
+    return make_error(ExitStatus::Usage,
+                      "{} IDE disks: a PC has {} legacy IDE channels (one disk on each here)",
+                      ide_disks, kMaximumIdeDisks);
+  }
   return {};
+}
+
+Result<DiskConfig> parse_disk_option(std::string_view text) {
+  DiskConfig disk;
+  size_t comma = text.find(',');
+  disk.path = std::string(text.substr(0, comma));
+  if (disk.path.empty()) {
+    return make_error(ExitStatus::Usage, "--disk '{}': the image file name is missing", text);
+  }
+  while (comma != std::string_view::npos) {
+    const size_t next = text.find(',', comma + 1);
+    const std::string_view option = text.substr(comma + 1, next - comma - 1);
+    if (option == "ro") {
+      disk.read_only = true;
+    } else if (option == "if=ide") {
+      disk.interface = DiskConfig::Interface::Ide;
+    } else if (option == "if=virtio") {
+      disk.interface = DiskConfig::Interface::Virtio;
+    } else {
+      return make_error(ExitStatus::Usage,
+                        "--disk '{}': unknown option '{}' (ro, if=virtio or if=ide)", text, option);
+    }
+    comma = next;
+  }
+  return disk;
 }
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The disk images, opened (and locked) once for the whole run, reboots included.
+struct OpenDisks {
+  std::vector<std::pair<const DiskConfig*, std::unique_ptr<BlockImage>>> images;
+};
+
+Result<OpenDisks> open_disks(const VmConfig& config) {
+  OpenDisks disks;
+  for (const DiskConfig& disk : config.disks) {
+    disks.images.emplace_back(&disk,
+                              HV_TRY(BlockImage::open(disk.path, {.read_only = disk.read_only})));
+  }
+  return disks;
+}
+
+Status install_disks(Machine& machine, const OpenDisks& disks) {
+  struct IdeChannel {
+    uint64_t command_block;
+    uint64_t control_port;
+    uint32_t irq;
+  };
+  static constexpr std::array<IdeChannel, kMaximumIdeDisks> kIdeChannels = {{
+      {AtaDisk::kCommandBlockBase, AtaDisk::kControlPort, AtaDisk::kIrq},
+      {0x170, 0x376, 15},
+  }};
+  size_t ide = 0;
+  for (const auto& [disk, image] : disks.images) {
+    if (disk->interface != DiskConfig::Interface::Ide) {
+      continue;
+    }
+    const IdeChannel& channel = kIdeChannels.at(ide++);
+    AtaDisk* ata =
+        machine.own(std::make_unique<AtaDisk>(machine.irq_line(channel.irq), image.get()));
+    HV_TRY(machine.pio().add(channel.command_block, AtaDisk::kCommandBlockLength,
+                             ata->command_block()));
+    HV_TRY(machine.pio().add(channel.control_port, AtaDisk::kControlBlockLength,
+                             ata->control_block()));
+  }
+  return {};
+}
+
 // One boot of the guest: a fresh machine, devices, firmware tables and vCPUs, run until it stops.
-Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot,
+Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, const OpenDisks& disks,
                             TerminationSignals& signals, Clock::time_point deadline) {
   std::unique_ptr<Machine> machine =
       HV_TRY(Machine::create({.memory_bytes = config.memory_bytes, .cpu_count = config.cpu_count}));
   FdSink console_output(config.console_output_fd);
   PcDevices devices{};
   HV_TRY(install_pc_devices(*machine, &console_output, &devices));
+  HV_TRY(install_disks(*machine, disks));
   BootPlan plan = HV_TRY(load_kernel(machine->memory(), boot));
 
   std::unique_ptr<Engine> engine = HV_TRY(create_engine(config, *machine));
@@ -187,11 +270,12 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
     HV_TRY(detect_kernel_format(boot.kernel, config.kernel_path));
   }
 
+  const OpenDisks disks = HV_TRY(open_disks(config));
   TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
   // --timeout bounds the whole run, restarts included.
   const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
   for (;;) {
-    VmOutcome outcome = HV_TRY(boot_once(config, boot, signals, deadline));
+    VmOutcome outcome = HV_TRY(boot_once(config, boot, disks, signals, deadline));
     if (outcome.reason.kind != StopKind::Reset || !config.restart_on_reset) {
       return outcome;
     }

@@ -15,6 +15,21 @@
 
 namespace hv {
 
+// A disk image and how the guest sees it.
+struct DiskConfig {
+  enum class Interface { Virtio, Ide };
+  std::string path;
+  bool read_only = false;
+  Interface interface = Interface::Virtio;
+};
+
+// `--disk FILE[,ro][,if=virtio|ide]`: the options after the file name, in any order.
+Result<DiskConfig> parse_disk_option(std::string_view text);
+
+// The legacy IDE channels a PC has, each with one disk (the master): primary 0x1f0/0x3f6 on
+// IRQ 14, secondary 0x170/0x376 on IRQ 15.
+constexpr size_t kMaximumIdeDisks = 2;
+
 struct VmConfig {
   std::string engine = "kvm";
   std::string kernel_path;
@@ -31,6 +46,7 @@ struct VmConfig {
   bool restart_on_reset = true;  // false: a guest reset ends hv with status 0 (--no-reboot)
   int console_input_fd = 0;
   int console_output_fd = 1;
+  std::vector<DiskConfig> disks;
 };
 
 struct VmOutcome {

@@ -2,6 +2,7 @@
 // software CPU: a scripted self-test on 1 and 2 vCPUs, an interactive shell on a terminal, reboot
 // and poweroff. tools/test.sh builds the images and points HV_LINUX_IMAGES at them.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -36,13 +37,14 @@ class LinuxTest : public ::testing::Test {
         << images_ << "/kernel-release is missing: run guests/linux/build-images.sh";
   }
 
-  std::vector<std::string> hv_args(const std::string& run, uint32_t cpus) const {
+  std::vector<std::string> hv_args(const std::string& run, uint32_t cpus,
+                                   const std::string& more_cmdline = "") const {
     return {HV_BINARY,   "run",
             "--engine",  "emulate",
             "--kernel",  images_ + "/vmlinuz",
             "--initrd",  images_ + "/initrd.img",
             "--cpus",    std::to_string(cpus),
-            "--cmdline", "console=ttyS0 hv.run=" + run,
+            "--cmdline", "console=ttyS0 hv.run=" + run + more_cmdline,
             "--timeout", "140"};
   }
 
@@ -140,6 +142,53 @@ TEST_F(LinuxTest, ResetEndsHvWithNoReboot) {
 
 // A user at a terminal: line editing, Ctrl-C to the guest's foreground job, reboot -f restarting
 // the guest, and the Ctrl-A x escape ending hv.
+// An ext4 image made on the host by mkfs.ext4 -d, on the legacy IDE disk that Debian's
+// pata_legacy drives: read-write across two boots (poweroff between), and every byte the guest
+// wrote is on the host's file afterwards, which e2fsck finds consistent.
+TEST_F(LinuxTest, Ext4OnTheIdeDiskPersistsAcrossBoots) {
+  if (!executable_exists("mkfs.ext4") || !executable_exists("debugfs")) {
+    GTEST_SKIP() << "mkfs.ext4/debugfs missing: apt-get install e2fsprogs";
+  }
+  char pattern[] = "/tmp/hv-disk-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const std::string image = dir + "/disk.img";
+  ::mkdir((dir + "/content").c_str(), 0755);
+  std::ofstream(dir + "/content/greeting") << "hello from the host\n";
+  ASSERT_EQ(run_process({"truncate", "-s", "32M", image}).exit_status, 0);
+  ProcessResult mkfs = run_process({"mkfs.ext4", "-q", "-F", "-d", dir + "/content", image});
+  ASSERT_EQ(mkfs.exit_status, 0) << mkfs.err;
+
+  std::vector<std::string> hashes;
+  for (int boot = 1; boot <= 2; ++boot) {
+    std::vector<std::string> args = hv_args("disk", 1, " hv.modules=pata_legacy,sd_mod");
+    args.insert(args.end(), {"--disk", image + ",if=ide"});
+    ProcessResult r = run_process(args, kBootLimit);
+    ASSERT_FALSE(r.timed_out) << r.out << r.err;
+    ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+    const std::vector<std::string> lines = lines_with(r.out, "disk: ");
+    ASSERT_EQ(lines.size(), 4u) << r.out;
+    EXPECT_EQ(lines[0], "greeting hello from the host");
+    EXPECT_EQ(lines[1], "boot " + std::to_string(boot));
+    ASSERT_TRUE(lines[2].starts_with("random-" + std::to_string(boot) + " ")) << lines[2];
+    hashes.push_back(lines[2].substr(lines[2].find(' ') + 1));
+    EXPECT_EQ(lines[3], "unmounted");
+    EXPECT_NE(r.out.find("ata1.00: ATA-8: HV ATA DISK"), std::string::npos) << r.out;
+    expect_clean_boot_log(r.out);
+  }
+  for (int boot = 1; boot <= 2; ++boot) {
+    const std::string copy = dir + "/random-" + std::to_string(boot);
+    ProcessResult dump =
+        run_process({"debugfs", "-R", "dump /random-" + std::to_string(boot) + " " + copy, image});
+    ASSERT_EQ(dump.exit_status, 0) << dump.err;
+    ProcessResult sum = run_process({"sha256sum", copy});
+    EXPECT_EQ(sum.out.substr(0, 64), hashes[boot - 1]) << "random-" << boot;
+  }
+  ProcessResult fsck = run_process({"e2fsck", "-fn", image});
+  EXPECT_EQ(fsck.exit_status, 0) << fsck.out << fsck.err;
+  run_process({"rm", "-rf", dir});
+}
+
 TEST_F(LinuxTest, InteractiveShellOnATerminal) {
   std::vector<std::string> args = hv_args("shell", 1);
   TerminalSession session(args);
