@@ -354,6 +354,18 @@ Status enter_new_time_namespace(const std::map<std::string, oci::TimeOffset>& of
   return {};
 }
 
+// Whether the resources ask for anything that only a cgroup can enforce (device rules aside).
+bool has_limits(const std::optional<oci::Resources>& resources) {
+  return resources &&
+         (resources->memory || resources->cpu ||
+          (resources->pids_limit && *resources->pids_limit > 0) || resources->block_io ||
+          !resources->hugepage_limits.empty() || !resources->unified.empty());
+}
+
+std::optional<int> errno_of(const Error& error) {
+  return error.sys_errno != 0 ? std::optional<int>(error.sys_errno) : std::nullopt;
+}
+
 // The container's cgroup directories as its "cgroup" mounts show them.
 CgroupView cgroup_view(const Cgroup& cgroup, bool own_namespace) {
   const std::vector<Cgroup::Directory> directories = cgroup.directories();
@@ -551,6 +563,12 @@ Status send_seccomp_listener(const oci::Seccomp& seccomp, pid_t pid, const std::
 }
 
 Result<Cgroup> open_cgroup(const ContainerState& state) {
+  if (state.cgroup_path.empty()) {
+    return make_error(ExitStatus::Usage,
+                      "container {} has no cgroup: it was created without root and the host "
+                      "delegates no cgroup to its user",
+                      state.id);
+  }
   const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
   return Cgroup::open(layout, state.cgroup_path);
 }
@@ -640,7 +658,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   Fd state_dir_fd(::open(state_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 
   const CgroupLayout layout = HV_TRY(CgroupLayout::detect());
-  const std::string cgroup_path =
+  std::string cgroup_path =
       config.linux.cgroups_path.empty() ? "/hv/" + options.id : config.linux.cgroups_path;
   std::optional<oci::Resources> resources = config.linux.resources;
   if (resources && !resources->devices.empty()) {
@@ -648,8 +666,20 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   }
   log_debug("create {}: bundle {}, cgroup {} ({} v1 hierarchies{})", options.id, options.bundle,
             cgroup_path, layout.v1.size(), layout.v2_mount.empty() ? "" : " and cgroup v2");
-  undo.cgroup.emplace(
-      HV_TRY(Cgroup::create(layout, cgroup_path, resources ? &*resources : nullptr)));
+  Result<Cgroup> cgroup = Cgroup::create(layout, cgroup_path, resources ? &*resources : nullptr);
+  if (cgroup.ok()) {
+    undo.cgroup.emplace(std::move(*cgroup));
+  } else if (::geteuid() != 0 && errno_of(cgroup.error()) &&
+             (*errno_of(cgroup.error()) == EACCES || *errno_of(cgroup.error()) == EPERM) &&
+             !has_limits(resources)) {
+    // Without root, and with no limit asked for, a container runs without a cgroup where the
+    // host delegates none to the user (as with runc and crun); device rules are then kept by
+    // the user namespace alone (no mknod, only the runtime's bind-mounted nodes).
+    log_debug("create {}: no cgroup ({})", options.id, cgroup.error().message);
+    cgroup_path.clear();
+  } else {
+    return std::move(cgroup).error();
+  }
 
   if (config.process->terminal && options.console_socket.empty() && !keep_terminal) {
     return make_error(ExitStatus::Usage,
@@ -682,7 +712,8 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   // unshares it (which only its children would enter), sets them, then enters it itself.
   const bool new_time_namespace = (clone_flags & CLONE_NEWTIME) != 0;
   clone_flags &= ~CLONE_NEWTIME;
-  const CgroupView cgroups = cgroup_view(*undo.cgroup, new_cgroup_namespace);
+  const CgroupView cgroups =
+      undo.cgroup ? cgroup_view(*undo.cgroup, new_cgroup_namespace) : CgroupView{};
   const pid_t child = clone_into_namespaces(clone_flags);
   if (child < 0) {
     return Error::from_errno("cannot create the container's process (clone3)");
@@ -709,11 +740,17 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
   undo.child = child;
   child_end.reset();
 
-  HV_TRY(undo.cgroup->add_process(child));
+  if (undo.cgroup) {
+    HV_TRY(undo.cgroup->add_process(child));
+  }
   if (clone_flags & CLONE_NEWUSER) {
     const std::string proc = "/proc/" + std::to_string(child);
     if (!config.linux.uid_mappings.empty()) {
       HV_TRY(write_text(proc + "/uid_map", id_map_text(config.linux.uid_mappings)));
+    }
+    if (::geteuid() != 0) {
+      // An unprivileged writer of gid_map must first give up setgroups(2) in the namespace.
+      HV_TRY(write_text(proc + "/setgroups", "deny"));
     }
     if (!config.linux.gid_mappings.empty()) {
       HV_TRY(write_text(proc + "/gid_map", id_map_text(config.linux.gid_mappings)));

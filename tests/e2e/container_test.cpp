@@ -512,5 +512,53 @@ TEST_F(ContainerTest, TimeNamespaceWithOffsets) {
   EXPECT_LT(inside, host_uptime + 86400 + 60) << r.out;
 }
 
+TEST_F(ContainerTest, RootlessContainerAsAnUnprivilegedUser) {
+  // hv run by an ordinary user (uid 1000): `spec --rootless` maps that user to root of a user
+  // namespace; with no cgroup delegated and no limit asked for, it runs without a cgroup.
+  if (!executable_exists("setpriv")) {
+    GTEST_SKIP() << "setpriv (util-linux) is missing";
+  }
+  constexpr int kUser = 1000;
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  const std::string bundle = dir_ + "/rootless";
+  fs::create_directories(bundle);
+  fs::copy(bundle_ + "/rootfs", bundle + "/rootfs",
+           fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const std::string state = dir_ + "/rootless-state";
+  fs::create_directories(state);
+  for (const auto& entry : fs::recursive_directory_iterator(bundle)) {
+    ASSERT_EQ(::lchown(entry.path().c_str(), kUser, kUser), 0);
+  }
+  ASSERT_EQ(::lchown(bundle.c_str(), kUser, kUser), 0);
+  ASSERT_EQ(::lchown(state.c_str(), kUser, kUser), 0);
+  auto as_user = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"setpriv", "--reuid", std::to_string(kUser), "--regid", std::to_string(kUser),
+                 "--clear-groups", HV_BINARY, "oci", "--root", state});
+    return run_process(args, 60s);
+  };
+  ProcessResult spec = as_user({"spec", "--rootless", "--bundle", bundle});
+  ASSERT_EQ(spec.exit_status, 0) << spec.err;
+  nlohmann::json config = nlohmann::json::parse(read_text(bundle + "/config.json"));
+  EXPECT_EQ(config["linux"]["uidMappings"][0]["hostID"], kUser);
+  config["process"]["terminal"] = false;
+  config["process"]["args"] = {"sh", "-c", "id; cat /proc/self/uid_map; echo pid=$$"};
+  std::ofstream(bundle + "/config.json") << config.dump();
+  ProcessResult r = as_user({"run", "--bundle", bundle, "rootless-" + id_});
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("uid=0 gid=0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0       1000          1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pid=1"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::is_empty(state)) << "rootless state left behind";
+
+  // A limit needs a cgroup, which this user cannot create: refused, and nothing is left.
+  config["linux"]["resources"]["pids"]["limit"] = 10;
+  std::ofstream(bundle + "/config.json") << config.dump();
+  ProcessResult limited = as_user({"run", "--bundle", bundle, "rootless-" + id_});
+  EXPECT_NE(limited.exit_status, 0);
+  EXPECT_NE(limited.err.find("cannot create the cgroup"), std::string::npos) << limited.err;
+  EXPECT_TRUE(fs::is_empty(state)) << "state left behind after a refused creation";
+}
+
 }  // namespace
 }  // namespace hv::test
