@@ -119,15 +119,25 @@ std::string id_map_text(const std::vector<oci::IdMapping>& mappings) {
   ::_exit(127);
 }
 
-// Sends `payload` with one descriptor attached (SCM_RIGHTS).
-Status send_with_descriptor(int sock, std::string_view payload, int fd) {
-  iovec iov{const_cast<char*>(payload.data()), payload.size()};
+// A socket message over one buffer with room for one descriptor (SCM_RIGHTS).
+struct OneDescriptorMessage {
+  iovec iov;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
+  msghdr header{};
+  OneDescriptorMessage(void* data, size_t size) : iov{data, size} {
+    header.msg_iov = &iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control;
+    header.msg_controllen = sizeof(control);
+  }
+  OneDescriptorMessage(const OneDescriptorMessage&) = delete;
+  OneDescriptorMessage& operator=(const OneDescriptorMessage&) = delete;
+};
+
+// Sends `payload` with one descriptor attached.
+Status send_with_descriptor(int sock, std::string_view payload, int fd) {
+  OneDescriptorMessage one(const_cast<char*>(payload.data()), payload.size());
+  msghdr& message = one.header;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
@@ -150,13 +160,8 @@ struct SyncMessage {
 // nullopt at end of file: every process holding the other end has exec'd or exited.
 std::optional<SyncMessage> receive_sync(int sock) {
   std::array<char, 4096> buffer{};
-  iovec iov{buffer.data(), buffer.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
+  OneDescriptorMessage one(buffer.data(), buffer.size());
+  msghdr& message = one.header;
   ssize_t n = 0;
   do {
     n = ::recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
