@@ -7,7 +7,8 @@
 #
 # Prints the cache directory on stdout. It then holds:
 #   vmlinuz         the kernel (bzImage) from linux-image-<version>-cloud-amd64
-#   initrd.img      a gzip'd cpio archive: busybox-static, /init (init.sh) and the kernel modules
+#   initrd.img      a gzip'd cpio archive: busybox-static, /init (init.sh), /bin/iobench
+#                   (iobench.c, static) and the kernel modules
 #                   of the devices hv offers (virtio over MMIO, the legacy IDE disk) with what
 #                   they depend on, from the same package, with their modules.dep
 #   kernel-release  the kernel's `uname -r`
@@ -28,9 +29,10 @@ need_tool() {
 }
 need_tool cpio cpio
 need_tool dpkg-deb dpkg
+need_tool gcc gcc
 
 # The init script is part of the cache key, so editing it rebuilds the initramfs.
-stamp="$(sha256sum "$here/init.sh" "$0" | sha256sum | cut -c1-16)"
+stamp="$(sha256sum "$here/init.sh" "$here/iobench.c" "$0" | sha256sum | cut -c1-16)"
 if [[ -s $cache/vmlinuz && -s $cache/initrd.img && -s $cache/kernel-release &&
   "$(cat "$cache/stamp" 2>/dev/null)" == "$stamp" ]]; then
   echo "$cache"
@@ -72,6 +74,8 @@ for applet in $("$root/bin/busybox" --list-full); do
   [[ -e $root/$applet ]] || ln -s /bin/busybox "$root/$applet"
 done
 install -m 0755 "$here/init.sh" "$root/init"
+# The disk benchmark's guest side (bench/disk_io.sh), static: the initramfs has no C library.
+gcc -O2 -static -Wall -Wextra -Werror -o "$root/bin/iobench" "$here/iobench.c"
 # Modules: the drivers of hv's devices and, from modules.dep (busybox depmod over the package's
 # whole tree), everything they need; /init loads them with modprobe.
 wanted=(virtio_mmio virtio_blk virtio_net virtio_console virtio-rng pata_legacy sd_mod)

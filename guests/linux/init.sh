@@ -5,6 +5,8 @@
 #   hv.run=selftest  the end-to-end checks below, then poweroff -f
 #   hv.run=poweroff  poweroff -f at once (boot-time benchmark)
 #   hv.run=reboot    reboot -f at once (restart test)
+#   hv.run=iobench   run /bin/iobench on hv.disk=DEV (default /dev/sda; destroys its contents)
+#                    with hv.iobench=MIB, then poweroff -f (bench/disk_io.sh)
 #   hv.run=disk      mount the ext4 disk hv.disk=DEV (default /dev/sda) read-write, report its
 #                    greeting file, count this boot in it, write 64 KiB of random data and print
 #                    their sha256, unmount, poweroff -f (the persistence test)
@@ -24,10 +26,12 @@ echo "hv-init: started"
 run=shell
 modules=""
 disk=""
+iobench_mib=""
 for arg in $(cat /proc/cmdline); do
   case $arg in
   hv.run=*) run=${arg#hv.run=} ;;
   hv.disk=*) disk=${arg#hv.disk=} ;;
+  hv.iobench=*) iobench_mib=${arg#hv.iobench=} ;;
   hv.modules=*) modules="$modules $(echo "${arg#hv.modules=}" | tr , ' ')" ;;
   virtio_mmio.device=*) modules="$modules virtio_mmio virtio_blk virtio_net virtio_console virtio-rng" ;;
   esac
@@ -81,6 +85,10 @@ disktest() {
 }
 
 case $run in
+iobench)
+  iobench "${disk:-/dev/sda}" "${iobench_mib:-32}"
+  poweroff -f
+  ;;
 disk)
   disktest
   poweroff -f
