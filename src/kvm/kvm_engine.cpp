@@ -201,4 +201,31 @@ std::vector<ExitCount> KvmEngine::exit_counts() const {
   return counters_.snapshot(true);
 }
 
+Result<bool> KvmEngine::add_mmio_doorbell(uint64_t address, uint32_t length,
+                                          std::optional<uint64_t> value, int event_fd) {
+  kvm_ioeventfd doorbell{};
+  doorbell.addr = address;
+  doorbell.len = length;
+  doorbell.fd = event_fd;
+  if (value) {
+    doorbell.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    doorbell.datamatch = *value;
+  }
+  if (::ioctl(vm_.get(), KVM_IOEVENTFD, &doorbell) != 0) {
+    return Error::from_errno(
+        fmt::format("cannot make MMIO {:#x} (+{}) a doorbell (KVM_IOEVENTFD)", address, length));
+  }
+  return true;
+}
+
+Result<bool> KvmEngine::add_interrupt_event(uint32_t gsi, int event_fd) {
+  kvm_irqfd route{};
+  route.fd = static_cast<uint32_t>(event_fd);
+  route.gsi = gsi;
+  if (::ioctl(vm_.get(), KVM_IRQFD, &route) != 0) {
+    return Error::from_errno(fmt::format("cannot route an eventfd to GSI {} (KVM_IRQFD)", gsi));
+  }
+  return true;
+}
+
 }  // namespace hv::kvm

@@ -41,6 +41,9 @@ class KvmEngine final : public Engine {
   Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t index) override;
   std::vector<ExitCount> exit_counts() const override;
   void set_irq_line(uint32_t gsi, bool level) override;
+  Result<bool> add_mmio_doorbell(uint64_t address, uint32_t length, std::optional<uint64_t> value,
+                                 int event_fd) override;
+  Result<bool> add_interrupt_event(uint32_t gsi, int event_fd) override;
 
   Machine& machine() { return machine_; }
   const KvmOptions& options() const { return options_; }

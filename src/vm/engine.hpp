@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +75,25 @@ class Engine : public InterruptSink {
   virtual Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t index) = 0;
   // Guest exits by reason, summed over all vCPUs, largest first (for --trace-exits).
   virtual std::vector<ExitCount> exit_counts() const = 0;
+
+  // Fast paths for devices that work on an I/O thread of their own (virtio). An engine that has
+  // them (KVM: ioeventfd and irqfd) returns true and from then on:
+  //  - a guest write of `length` bytes to the MMIO `address` (of `value`, if given) only
+  //    signals the eventfd `event_fd`, without leaving the kernel and without reaching the
+  //    device's write() on the vCPU thread;
+  //  - signalling `event_fd` raises and lowers `gsi` (an edge), without a trip through hv.
+  // An engine without them (the software CPU, whose "exits" are calls anyway) returns false:
+  // the device is then called on the vCPU thread as usual and raises its interrupts through the
+  // machine. The eventfds must outlive the engine.
+  virtual Result<bool> add_mmio_doorbell(uint64_t address, uint32_t length,
+                                         std::optional<uint64_t> value, int event_fd) {
+    (void)address, (void)length, (void)value, (void)event_fd;
+    return false;
+  }
+  virtual Result<bool> add_interrupt_event(uint32_t gsi, int event_fd) {
+    (void)gsi, (void)event_fd;
+    return false;
+  }
 };
 
 }  // namespace hv

@@ -37,7 +37,7 @@ TEST(DiskOption, AtMostTwoIdeDisks) {
   VmConfig config;
   config.kernel_path = "k";
   for (int i = 0; i < 3; ++i) {
-    config.disks.push_back({"d" + std::to_string(i), false, DiskConfig::Interface::Ide});
+    config.disks.push_back({fmt::format("d{}", i), false, DiskConfig::Interface::Ide});
   }
   Status status = validate(config);
   ASSERT_FALSE(status.ok());
