@@ -855,6 +855,24 @@ Status parse_seccomp(const Object& o, oci::Seccomp& s) {
   return {};
 }
 
+Status parse_time_offsets(const Object& offsets, std::map<std::string, oci::TimeOffset>& out) {
+  for (const char* clock : {"boottime", "monotonic"}) {
+    OCI_CHECK(get_object(offsets, clock, [&](const Object& offset) -> Status {
+      oci::TimeOffset value;
+      HV_TRY(get_int(offset, "secs", value.secs));
+      HV_TRY(get_int<uint32_t>(offset, "nanosecs", value.nanosecs, Need::Optional, 0, 999'999'999));
+      out[clock] = value;
+      return {};
+    }));
+  }
+  for (const auto& [key, value] : offsets.value().items()) {
+    if (key != "boottime" && key != "monotonic") {
+      return bad(offsets.at(key), "unknown clock (boottime or monotonic)");
+    }
+  }
+  return {};
+}
+
 Status parse_linux(const Object& o, oci::Linux& linux_config) {
   oci::Linux& l = linux_config;
   HV_TRY(get_objects(o, "namespaces", l.namespaces, parse_namespace));
@@ -891,22 +909,7 @@ Status parse_linux(const Object& o, oci::Linux& linux_config) {
     if (!new_time_namespace) {
       return bad(o.at("timeOffsets"), "given without a new time namespace in .linux.namespaces");
     }
-    for (const char* clock : {"boottime", "monotonic"}) {
-      OCI_CHECK(get_object(offsets, clock, [&](const Object& offset) -> Status {
-        oci::TimeOffset value;
-        HV_TRY(get_int(offset, "secs", value.secs));
-        HV_TRY(
-            get_int<uint32_t>(offset, "nanosecs", value.nanosecs, Need::Optional, 0, 999'999'999));
-        l.time_offsets[clock] = value;
-        return {};
-      }));
-    }
-    for (const auto& [key, value] : offsets.value().items()) {
-      if (key != "boottime" && key != "monotonic") {
-        return bad(offsets.at(key), "unknown clock (boottime or monotonic)");
-      }
-    }
-    return {};
+    return parse_time_offsets(offsets, l.time_offsets);
   }));
   HV_TRY(get_objects(o, "devices", l.devices, parse_device));
   HV_TRY(get_string(o, "cgroupsPath", l.cgroups_path));

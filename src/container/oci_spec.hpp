@@ -58,8 +58,8 @@ struct Process {
   std::vector<Rlimit> rlimits;
   bool no_new_privileges = false;
   std::optional<int> oom_score_adj;
-  std::string apparmor_profile;  // kept, not applied (no AppArmor on these hosts)
-  std::string selinux_label;     // kept, not applied
+  std::string apparmor_profile;  // applied on exec where AppArmor is enabled, else refused
+  std::string selinux_label;     // applied on exec where SELinux is enabled, else refused
 };
 
 struct Hook {

@@ -14,9 +14,12 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
+#include <fstream>
 #include <set>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/fd.hpp"
 
@@ -530,6 +533,67 @@ Status apply_rlimits(const std::vector<oci::Rlimit>& rlimits) {
       return Error::from_errno(
           fmt::format("cannot set {} to {}/{}", rlimits[i].type, rlimits[i].soft, rlimits[i].hard));
     }
+  }
+  return {};
+}
+
+namespace {
+
+bool apparmor_enabled() {
+  std::ifstream in("/sys/module/apparmor/parameters/enabled");
+  std::string value;
+  return (in >> value) && value == "Y";
+}
+
+bool selinux_enabled() {
+  return ::access("/sys/fs/selinux/enforce", F_OK) == 0;
+}
+
+Status write_exec_attribute(const std::vector<std::string>& paths, const std::string& value,
+                            std::string_view what) {
+  for (const std::string& path : paths) {
+    Fd file(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!file.valid()) {
+      continue;
+    }
+    if (::write(file.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+      return Error::from_errno(fmt::format("cannot apply the {} '{}'", what, value));
+    }
+    return {};
+  }
+  return Error::from_errno(
+      fmt::format("cannot apply the {} '{}' (no {})", what, value, paths.front()));
+}
+
+}  // namespace
+
+Status check_security_labels(const oci::Process& process, const std::string& mount_label) {
+  if (!process.apparmor_profile.empty() && !apparmor_enabled()) {
+    return make_error(ExitStatus::BadConfig,
+                      "config.json: .process.apparmorProfile: AppArmor is not enabled on this "
+                      "host, so the profile {} cannot confine the container",
+                      process.apparmor_profile);
+  }
+  if (!process.selinux_label.empty() && !selinux_enabled()) {
+    return make_error(ExitStatus::BadConfig,
+                      "config.json: .process.selinuxLabel: SELinux is not enabled on this host");
+  }
+  if (!mount_label.empty()) {
+    return make_error(ExitStatus::BadConfig,
+                      "config.json: .linux.mountLabel: SELinux mount labels are not supported");
+  }
+  return {};
+}
+
+Status apply_security_labels(const oci::Process& process) {
+  if (!process.apparmor_profile.empty()) {
+    HV_TRY(write_exec_attribute(
+        {"/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"},
+        "exec " + process.apparmor_profile, "AppArmor profile"));
+  }
+  if (!process.selinux_label.empty()) {
+    HV_TRY(write_exec_attribute({"/proc/thread-self/attr/exec"}, process.selinux_label,
+                                "SELinux label"));
   }
   return {};
 }

@@ -85,6 +85,14 @@ Status apply_rlimits(const std::vector<oci::Rlimit>& rlimits);
 // prctl(PR_SET_NO_NEW_PRIVS, 1).
 Status set_no_new_privileges();
 
+// Linux security module labels: a process that asked for confinement must not run unconfined,
+// so a label the host cannot apply (its LSM is not enabled; SELinux mount labels, which hv does
+// not implement) is refused (BadConfig) before anything is created.
+Status check_security_labels(const oci::Process& process, const std::string& mount_label);
+// In the container's init or exec'd process, before exec: the AppArmor profile and SELinux
+// label the program runs under once exec'd (/proc/thread-self/attr/.../exec).
+Status apply_security_labels(const oci::Process& process);
+
 // Writes /proc/self/oom_score_adj (-1000..1000, else BadConfig).
 Status set_oom_score_adj(int score);
 

@@ -22,6 +22,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "common/fd.hpp"
 
 namespace hv::container {
@@ -774,6 +776,26 @@ TEST(SysctlTest, WritesInANewIpcNamespace) {
   };
   EXPECT_TRUE(in_child(body));
   EXPECT_EQ(read_file("/proc/sys/kernel/msgmax"), host_value);
+}
+
+TEST(SecurityLabels, ALabelTheHostCannotApplyIsRefused) {
+  oci::Process process;
+  EXPECT_TRUE(check_security_labels(process, "").ok());
+  process.apparmor_profile = "hv-test-profile";
+  const bool apparmor =
+      std::ifstream("/sys/module/apparmor/parameters/enabled").get() == static_cast<int>('Y');
+  Status status = check_security_labels(process, "");
+  if (apparmor) {
+    EXPECT_TRUE(status.ok());
+  } else {
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error().status, ExitStatus::BadConfig);
+    EXPECT_NE(status.error().message.find(".process.apparmorProfile"), std::string::npos);
+  }
+  process.apparmor_profile.clear();
+  Status mount_label = check_security_labels(process, "system_u:object_r:container_file_t:s0");
+  ASSERT_FALSE(mount_label.ok());
+  EXPECT_NE(mount_label.error().message.find(".linux.mountLabel"), std::string::npos);
 }
 
 }  // namespace

@@ -247,6 +247,7 @@ Result<std::optional<SeccompFilter>> apply_process_security(const oci::Config& c
                                                             const oci::Process& process,
                                                             int sync_fd) {
   HV_TRY(apply_rlimits(process.rlimits));
+  HV_TRY(apply_security_labels(process));
   if (process.oom_score_adj) {
     HV_TRY(set_oom_score_adj(*process.oom_score_adj));
   }
@@ -625,6 +626,7 @@ Result<Created> create_impl(const RuntimeContext& context, const CreateOptions& 
     }
   }
   HV_TRY(validate_sysctl(config.linux.sysctl, has_namespace(config, oci::NamespaceType::Network)));
+  HV_TRY(check_security_labels(*config.process, config.linux.mount_label));
   if (!has_namespace(config, oci::NamespaceType::Mount)) {
     return make_error(ExitStatus::BadConfig,
                       "config.json: .linux.namespaces: hv needs a mount namespace to set up the "
@@ -1008,6 +1010,7 @@ Result<int> exec_in_container(const RuntimeContext& context, const ExecOptions& 
   }
   const oci::Process process = HV_TRY(exec_process_spec(state, options));
   const oci::Config config = HV_TRY(load_oci_bundle_config(state.bundle));
+  HV_TRY(check_security_labels(process, ""));
   Cgroup cgroup = HV_TRY(open_cgroup(state));
 
   // The namespaces to enter: those of the container's init that differ from the runtime's.
