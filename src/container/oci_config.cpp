@@ -931,6 +931,13 @@ Status parse_linux(const Object& o, oci::Linux& linux_config) {
   }));
   HV_TRY(get_strings(o, "maskedPaths", l.masked_paths, check_absolute));
   HV_TRY(get_strings(o, "readonlyPaths", l.readonly_paths, check_absolute));
+  // Settings hv does not implement are refused rather than dropped: a container must not run
+  // with less isolation or different behaviour than its config asks for.
+  for (const char* unsupported : {"intelRdt", "personality", "memoryPolicy"}) {
+    if (o.get(unsupported) != nullptr) {
+      return bad(o.at(unsupported), "not supported by hv");
+    }
+  }
   return get_string(o, "mountLabel", l.mount_label);
 }
 

@@ -675,6 +675,8 @@ const BadCase kBadCases[] = {
      ".linux.maskedPaths[1]: must be an absolute"},
     {"/linux/readonlyPaths", R"("/proc/sys")", ".linux.readonlyPaths: must be an array of strings"},
     {"/linux/mountLabel", "false", ".linux.mountLabel: must be a string"},
+    {"/linux/intelRdt", R"({"closID": "x"})", ".linux.intelRdt: not supported by hv"},
+    {"/linux/personality", R"({"domain": "LINUX32"})", ".linux.personality: not supported by hv"},
     {"", "[]", "config.json: .: must be an object"},
 };
 
