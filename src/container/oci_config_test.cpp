@@ -237,8 +237,7 @@ constexpr const char* kFullConfig = R"json({
     "rootfsPropagation": "rslave",
     "maskedPaths": ["/proc/kcore", "/proc/keys"],
     "readonlyPaths": ["/proc/sys"],
-    "mountLabel": "system_u:object_r:svirt_sandbox_file_t:s0:c715,c811",
-    "intelRdt": {"closID": "guaranteed_group"}
+    "mountLabel": "system_u:object_r:svirt_sandbox_file_t:s0:c715,c811"
   },
   "org.example.extension": {"anything": [1, 2.5, null]}
 })json";
