@@ -5,8 +5,8 @@
 #      including Debian's cloud kernel booted on the software CPU (images fetched with apt-get
 #      download into ${HV_CACHE:-~/.cache/hv}, outside the tree)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build of the unit tests
-#   4. a short libFuzzer run of the instruction decoder, the kernel loaders and the OCI config
-#      parser
+#   4. a short libFuzzer run of the instruction decoder, the kernel loaders, the OCI config
+#      parser and the virtqueues (random rings fed to a virtio device)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,15 +36,16 @@ ninja -C build/asan -j "$jobs" hv_unit_tests
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" --timeout 300)
 
-echo "== fuzz smoke run (libFuzzer + ASan/UBSan, clang): decoder, kernel loaders, config.json, 20 s each"
+echo "== fuzz smoke run (libFuzzer + ASan/UBSan, clang): decoder, kernel loaders, config.json, virtqueues, 20 s each"
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHV_FUZZ=ON -DHV_BUILD_GUESTS=OFF -DHV_BUILD_BENCH=OFF >/dev/null
-ninja -C build/fuzz -j "$jobs" decoder_fuzz kernel_loader_fuzz oci_config_fuzz
+ninja -C build/fuzz -j "$jobs" decoder_fuzz kernel_loader_fuzz oci_config_fuzz virtqueue_fuzz
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/decoder" "$corpus/loader" "$corpus/oci"
+mkdir -p "$corpus/decoder" "$corpus/loader" "$corpus/oci" "$corpus/virtqueue"
 cp build/ci/guests/*.elf build/ci/guests/*.bin "$corpus/loader/" 2>/dev/null || true
 build/fuzz/fuzz/decoder_fuzz -seed=1 -max_total_time=20 "$corpus/decoder" 2>&1 | tail -1
 build/fuzz/fuzz/kernel_loader_fuzz -seed=1 -max_total_time=20 -max_len=65536 "$corpus/loader" 2>&1 | tail -1
 build/ci/hv oci spec --bundle "$corpus/oci"
 build/fuzz/fuzz/oci_config_fuzz -seed=1 -max_total_time=20 "$corpus/oci" 2>&1 | tail -1
+build/fuzz/fuzz/virtqueue_fuzz -seed=1 -max_total_time=20 "$corpus/virtqueue" 2>&1 | tail -1
