@@ -13,6 +13,13 @@
 ;    tick is acknowledged with an EOI and switches to the next program (round robin).
 ;  - #PF and #GP raised in ring 3 kill the program; the kernel and the others carry on.
 ;
+; The para-virtual build (nasm -DPARAVIRT, minios-pv.elf) looks for hv's hypercall interface at
+; boot (CPUID leaf 0x40000100, docs/hypercalls.md). When it is there, the kernel writes each
+; string with one CONSOLE_WRITE instead of polling the UART byte by byte, and its tick comes from
+; SET_TIMER (one-shot, re-armed on every tick, pulsing GSI 0 = the PIC's IRQ 0) instead of the
+; PIT. Without it (QEMU, or a hypervisor that is not hv) it uses the UART and the PIT as the
+; normal build does. Both builds print the same bytes and end the same way (debug-exit 0).
+;
 ; System calls (number in rax, arguments in rdi, rsi, result in rax; the same numbers for
 ; `syscall` and `int 0x80`):
 ;    0 write(buf, len)  bytes to the console; -1 unless buf..buf+len is the caller's memory
@@ -56,6 +63,13 @@ SYS_EXIT    equ 3
 PIT_HZ      equ 100             ; any rate gives the same output (try nasm -DPIT_HZ=1000)
 %endif
 PIT_DIVISOR equ 1193182 / PIT_HZ
+PV_TICK_NS  equ 1000000000 / PIT_HZ   ; the same tick through SET_TIMER
+
+; hv's hypercall interface (docs/hypercalls.md).
+HV_CPUID_BASE     equ 0x40000100    ; EAX = highest hv leaf, EBX:ECX:EDX = "hvHypervisor"
+HV_CPUID_FEATURES equ 0x40000101    ; EAX = ABI version, EBX = doorbell port
+HC_CONSOLE_WRITE  equ 1             ; rbx = guest-physical address, rcx = length
+HC_SET_TIMER      equ 3             ; rbx = delay in ns, rcx = GSI
 
 KERNEL_BASE equ 0x100000        ; what B reads to get killed
 USER_RFLAGS equ 0x202           ; IF set, IOPL 0: cli/hlt/in/out fault in ring 3
@@ -132,9 +146,15 @@ long_entry:
         mov fs, ax
         mov gs, ax
         lea rsp, [boot_stack_top]
+%ifdef PARAVIRT
+        call pv_detect
+        cmp byte [pv_present], 0
+        jne .console_ready              ; the console is the hypercall: no UART to set up
+%endif
         call uart_init
+.console_ready:
         lea rsi, [msg_boot]
-        call uart_puts
+        call con_puts
 
         ; TSS descriptor (16 bytes in long mode): the base is only known after linking.
         lea rax, [tss]
@@ -212,6 +232,13 @@ long_entry:
         mov al, 0xff
         out 0xa1, al
 
+%ifdef PARAVIRT
+        cmp byte [pv_present], 0
+        je .pit
+        call pv_arm_timer               ; the first tick; on_timer arms each next one
+        jmp .timer_ready
+.pit:
+%endif
         ; 8254 channel 0, mode 2 (rate generator): IRQ 0 every 1/PIT_HZ s.
         mov al, 0x34
         out 0x43, al
@@ -219,9 +246,10 @@ long_entry:
         out 0x40, al
         mov al, ah
         out 0x40, al
+.timer_ready:
 
         lea rsi, [msg_ready]
-        call uart_puts
+        call con_puts
 
         lea rbx, [procs]
 .proc:  call setup_process
@@ -231,7 +259,7 @@ long_entry:
         jb .proc
 
         lea rsi, [msg_start]
-        call uart_puts
+        call con_puts
         lea rbx, [procs]
         call switch_to
         mov rsp, rax
@@ -414,6 +442,12 @@ dispatch:
         jmp on_exception                ; the stubs only produce these and 0..31
 
 on_timer:
+%ifdef PARAVIRT
+        cmp byte [pv_present], 0
+        je .eoi
+        call pv_arm_timer               ; SET_TIMER is one-shot: arm the next tick
+.eoi:
+%endif
         mov al, 0x20                    ; non-specific EOI to the master PIC (IRQ 0 is there)
         out 0x20, al
         jmp schedule
@@ -445,6 +479,12 @@ sys_write:
         cmp rcx, rdx
         ja .bad
         mov [rdi + F_RAX], rcx
+%ifdef PARAVIRT
+        cmp byte [pv_present], 0
+        je .out
+        call pv_write                   ; the whole buffer at once: its pages are identity-
+        jmp .done                       ; mapped, so its address is also guest-physical
+%endif
 .out:   test rcx, rcx
         jz .done
         lodsb
@@ -478,48 +518,48 @@ sys_yield:
 
 sys_exit:
         lea rsi, [msg_pid]
-        call uart_puts
+        call con_puts
         mov rax, [rbx + proc.pid]
         call put_dec
         lea rsi, [msg_exited]
-        call uart_puts
+        call con_puts
         mov eax, [rdi + F_RDI]          ; the code, as an unsigned 32-bit number
         call put_dec
         lea rsi, [msg_nl]
-        call uart_puts
+        call con_puts
         jmp end_current
 
 on_exception:
         test byte [rdi + F_CS], 3
         jz kernel_panic
         lea rsi, [msg_killed]
-        call uart_puts
+        call con_puts
         mov rax, [rbx + proc.pid]
         call put_dec
         lea rsi, [msg_colon]
-        call uart_puts
+        call con_puts
         mov rax, [rdi + F_VEC]
         cmp rax, 14
         je .pf
         cmp rax, 13
         je .gp
         lea rsi, [msg_exception]
-        call uart_puts
+        call con_puts
         mov rax, [rdi + F_VEC]
         call put_dec
         jmp .end
 .pf:    lea rsi, [msg_pf]
-        call uart_puts
+        call con_puts
         mov rax, cr2
         call put_hex
         lea rsi, [msg_unmapped]
         test byte [rdi + F_ERR], 1      ; P: the page is there, the access was not allowed:
         jz .why                         ; for a ring-3 read that means a supervisor page
         lea rsi, [msg_kernel_mem]
-.why:   call uart_puts
+.why:   call con_puts
         jmp .end
 .gp:    lea rsi, [msg_gp]
-        call uart_puts
+        call con_puts
         ; #GP has many causes; name it only when the faulting opcode is hlt, cli or sti.
         mov rsi, [rdi + F_RIP]
         cmp rsi, [rbx + proc.ustart]    ; read the opcode only if it is the program's memory
@@ -534,9 +574,9 @@ on_exception:
         cmp al, 0xFB                    ; sti
         jne .end
 .priv:  lea rsi, [msg_priv]
-        call uart_puts
+        call con_puts
 .end:   lea rsi, [msg_nl]
-        call uart_puts
+        call con_puts
 end_current:
         mov qword [rbx + proc.alive], 0
         ; fall through
@@ -556,7 +596,7 @@ schedule:
         dec ecx
         jnz .next
         lea rsi, [msg_done]
-        call uart_puts
+        call con_puts
         DEBUG_EXIT_WITH 0
 
 ; rbx = process to run: its kernel stack for the next entry from ring 3 (TSS.RSP0 for
@@ -573,15 +613,15 @@ switch_to:
 
 kernel_panic:                           ; an exception in ring 0 is a kernel bug: say where
         lea rsi, [msg_panic]
-        call uart_puts
+        call con_puts
         mov rax, [rdi + F_VEC]
         call put_dec
         lea rsi, [msg_at]
-        call uart_puts
+        call con_puts
         mov rax, [rdi + F_RIP]
         call put_hex
         lea rsi, [msg_nl]
-        call uart_puts
+        call con_puts
         DEBUG_EXIT_WITH 2
 
 ; rax = value. Clobber rax, rcx, rdx, rsi (not rbx, rdi).
@@ -596,7 +636,7 @@ put_dec:
         mov [rsi], dl
         test rax, rax
         jnz .digit
-        jmp uart_puts
+        jmp con_puts
 
 put_hex:
         lea rsi, [num_end]
@@ -613,9 +653,79 @@ put_hex:
         mov byte [rsi], 'x'
         dec rsi
         mov byte [rsi], '0'
-        jmp uart_puts
+        jmp con_puts
 
         UART_ROUTINES uart
+
+; rsi = NUL-terminated string to the console. Clobbers rax, rdx, rsi (as uart_puts does, which
+; it is without PARAVIRT or without hv); keeps rbx, rcx, rdi.
+con_puts:
+%ifdef PARAVIRT
+        cmp byte [pv_present], 0
+        je uart_puts
+        push rcx
+        mov rcx, rsi                    ; length up to the NUL
+.len:   cmp byte [rcx], 0
+        je .write
+        inc rcx
+        jmp .len
+.write: sub rcx, rsi
+        call pv_write
+        pop rcx
+        ret
+%else
+        jmp uart_puts
+%endif
+
+%ifdef PARAVIRT
+; Sets pv_present and pv_port when the machine offers hv's hypercalls, version 1 or later.
+; Clobbers rax, rcx, rdx (cpuid); keeps rbx.
+pv_detect:
+        push rbx
+        mov eax, HV_CPUID_BASE
+        cpuid
+        cmp eax, HV_CPUID_FEATURES      ; the highest hv leaf must include the features leaf
+        jb .absent
+        cmp ebx, 'hvHy'                 ; "hvHypervisor", four bytes per register
+        jne .absent
+        cmp ecx, 'perv'
+        jne .absent
+        cmp edx, 'isor'
+        jne .absent
+        mov eax, HV_CPUID_FEATURES
+        cpuid
+        cmp eax, 1                      ; ABI version
+        jb .absent
+        mov [pv_port], bx               ; the doorbell: hv says where it is
+        mov byte [pv_present], 1
+.absent:
+        pop rbx
+        ret
+
+; rsi = guest-physical address, rcx = length: one CONSOLE_WRITE. Clobbers rax, rdx; keeps the
+; rest (the call takes its arguments in rbx and rcx, and returns in rax only).
+pv_write:
+        push rbx
+        mov rbx, rsi
+        mov eax, HC_CONSOLE_WRITE
+        mov dx, [pv_port]
+        out dx, eax
+        pop rbx
+        ret
+
+; SET_TIMER(PV_TICK_NS, GSI 0): IRQ 0 through the PIC, as the PIT's. Clobbers rax, rdx.
+pv_arm_timer:
+        push rbx
+        push rcx
+        mov ebx, PV_TICK_NS
+        xor ecx, ecx
+        mov eax, HC_SET_TIMER
+        mov dx, [pv_port]
+        out dx, eax
+        pop rcx
+        pop rbx
+        ret
+%endif
 
 ; ---------------------------------------------------------------------------------------------
 section .rodata
@@ -669,6 +779,8 @@ procs:  dq 1, 1, 0, kstack_a_top, space_a, user_a_start, user_a_end, prog_a
         dq 3, 1, 0, kstack_c_top, space_c, user_c_start, user_c_end, prog_c
 procs_end:
 current:          dq 0
+pv_present:       db 0                  ; PARAVIRT: hv's hypercalls were found at boot
+pv_port:          dw 0                  ; PARAVIRT: their doorbell port
 syscall_kstack:   dq 0
 user_rsp_scratch: dq 0
 

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <string_view>
 
 #include "common/size.hpp"
 #include "vmm/vm_runner.hpp"
@@ -39,7 +40,8 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command.add_option("--timeout", o.timeout_seconds,
                      "stop the guest after this many seconds (exit status 14)");
   command.add_flag("--trace-exits", o.trace_exits,
-                   "print VM-exit counts by reason (emulator: instruction counts) at the end");
+                   "print VM-exit counts by reason, port and hypercall (emulator: instruction, "
+                   "port and hypercall counts) at the end");
   command.add_option("--trace", o.trace_path,
                      "emulator: write every executed instruction (disassembled) and every "
                      "interrupt/exception to FILE ('-' for stderr)");
@@ -139,37 +141,44 @@ Result<VmConfig> to_config(RunOptions o) {
   return c;
 }
 
+// Entries whose reason starts with a space break other counts down: "  port 0x03f8 out" per
+// port and direction, "  hypercall 1 CONSOLE_WRITE" per call number (on KVM each hypercall is
+// one of the port-I/O exits too). They are listed apart and left out of the totals.
+void print_breakdown(const std::vector<ExitCount>& exits, std::string_view prefix,
+                     std::string_view header) {
+  bool printed_header = false;
+  for (const ExitCount& e : exits) {
+    if (e.reason.starts_with(prefix)) {
+      if (!printed_header) {
+        fmt::print(stderr, "{}\n", header);
+        printed_header = true;
+      }
+      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason.substr(prefix.size()));
+    }
+  }
+}
+
 void print_exit_counts(const std::string& engine, const std::vector<ExitCount>& exits) {
-  if (engine != "kvm") {
+  const bool kvm = engine == "kvm";
+  if (kvm) {
+    uint64_t total = 0;
+    for (const ExitCount& e : exits) {
+      if (!e.reason.starts_with(" ")) {
+        total += e.count;
+      }
+    }
+    fmt::print(stderr, "VM exits: {} in total\n", total);
+  } else {
     // The software CPU has no VM exits; it reports what it did instead.
     fmt::print(stderr, "emulation counters:\n");
-    for (const ExitCount& e : exits) {
-      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason);
-    }
-    return;
   }
-  uint64_t total = 0;
-  for (const ExitCount& e : exits) {
-    if (!e.reason.starts_with(" ")) {
-      total += e.count;
-    }
-  }
-  fmt::print(stderr, "VM exits: {} in total\n", total);
   for (const ExitCount& e : exits) {
     if (!e.reason.starts_with(" ")) {
       fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason);
     }
   }
-  bool header = false;
-  for (const ExitCount& e : exits) {
-    if (e.reason.starts_with(" ")) {
-      if (!header) {
-        fmt::print(stderr, "port I/O exits by port:\n");
-        header = true;
-      }
-      fmt::print(stderr, "  {:>12}  {}\n", e.count, e.reason.substr(2));
-    }
-  }
+  print_breakdown(exits, "  port ", kvm ? "port I/O exits by port:" : "port I/O by port:");
+  print_breakdown(exits, "  hypercall ", "hypercalls by number:");
 }
 
 }  // namespace

@@ -55,6 +55,12 @@ Status install_pc_devices(Machine& machine, CharSink* console_output, PcDevices*
   HV_TRY(pio.add(pc::kPostCode, PostCodePort::kPortCount, devices.post_code));
   HV_TRY(pio.add(pc::kAlternatePostCode, PostCodePort::kPortCount, devices.post_code));
 
+  // The engines intercept hypercalls on the doorbell port before the bus; registering the service
+  // there as well keeps any other device off the port.
+  devices.hypercalls = machine.own(std::make_unique<HypercallService>(machine, console_output));
+  HV_TRY(pio.add(pc::kHypercallDoorbell, hypercall::kDoorbellWidth, devices.hypercalls));
+  machine.set_hypercalls(devices.hypercalls);
+
   if (out != nullptr) {
     *out = devices;
   }

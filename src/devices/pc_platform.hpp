@@ -1,4 +1,5 @@
-// The legacy PC devices every guest expects, built and wired onto a Machine in one call.
+// The legacy PC devices every guest expects, built and wired onto a Machine in one call, and
+// hv's hypercall service (devices/hypercalls.hpp) with its doorbell port.
 //
 // Not installed here: the PICs, the PIT and the speaker port 0x61. KVM provides them in the
 // kernel; the emulator engine will register its own.
@@ -10,6 +11,7 @@
 #include "devices/char_sink.hpp"
 #include "devices/cmos_rtc.hpp"
 #include "devices/debug_exit.hpp"
+#include "devices/hypercalls.hpp"
 #include "devices/i8042.hpp"
 #include "devices/pci_bus.hpp"
 #include "devices/pci_host.hpp"
@@ -37,6 +39,7 @@ constexpr uint64_t kBochsPm1aControl = 0xb004;
 constexpr uint64_t kPciConfigAddress = 0xcf8;
 constexpr uint64_t kResetControl = acpi::kResetRegister;
 constexpr uint64_t kPciConfigData = 0xcfc;
+constexpr uint64_t kHypercallDoorbell = hypercall::kDoorbellPort;  // 0xcb0, see hypercalls.hpp
 
 constexpr uint32_t kKeyboardIrq = 1;
 constexpr uint32_t kCom1Irq = 4;
@@ -56,12 +59,14 @@ struct PcDevices {
   PowerControl* reset_control = nullptr;  // 0xcf9
   PciBus* pci_bus = nullptr;              // plug PCI devices here
   PciHostBridge* pci_host = nullptr;
-  PostCodePort* post_code = nullptr;  // 0x80 and 0xed
+  PostCodePort* post_code = nullptr;       // 0x80 and 0xed
+  HypercallService* hypercalls = nullptr;  // 0xcb0; also the machine's hypercalls()
 };
 
 // Creates the devices, gives them to `machine` and registers them on its port-I/O bus. Serial
-// output goes to `console_output` (may be null). `out` may be null. Fails if a port is taken
-// (e.g. when called twice); devices created before the failure stay owned, unregistered.
+// output and CONSOLE_WRITE hypercalls go to `console_output` (may be null). `out` may be null.
+// Fails if a port is taken (e.g. when called twice); devices created before the failure stay
+// owned, unregistered.
 Status install_pc_devices(Machine& machine, CharSink* console_output, PcDevices* out);
 
 }  // namespace hv

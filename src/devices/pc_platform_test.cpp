@@ -34,6 +34,8 @@ TEST_F(PcPlatformTest, EveryDeviceIsCreated) {
   EXPECT_NE(devices_.reset_control, nullptr);
   EXPECT_NE(devices_.pci_host, nullptr);
   EXPECT_NE(devices_.post_code, nullptr);
+  EXPECT_NE(devices_.hypercalls, nullptr);
+  EXPECT_EQ(vm_.machine->hypercalls(), devices_.hypercalls) << "the engines find it there";
 }
 
 TEST_F(PcPlatformTest, EveryPortIsRegistered) {
@@ -64,12 +66,17 @@ TEST_F(PcPlatformTest, EveryPortIsRegistered) {
   for (uint64_t port = 0xcfc; port <= 0xcff; ++port) {
     EXPECT_EQ(device_at(port), "pci-host-bridge") << port;
   }
+  // The hypercall doorbell, reserved so that no device takes it (the engines intercept calls).
+  for (uint64_t port = 0xcb0; port <= 0xcb3; ++port) {
+    EXPECT_EQ(device_at(port), "hypercall-doorbell") << port;
+  }
   // Left to the engine: PICs, PIT, speaker port; and nothing leaks onto neighbours.
-  for (uint64_t port : {0x20, 0x21, 0x40,  0x43,  0x61,  0x62,  0x63,  0x65,  0x72,  0x81, 0xa0,
-                        0xa1, 0xf8, 0x3f7, 0x400, 0x5ff, 0x606, 0x60c, 0xcfa, 0xcfb, 0xd00}) {
+  for (uint64_t port :
+       {0x20, 0x21,  0x40,  0x43,  0x61,  0x62,  0x63,  0x65,  0x72,  0x81,  0xa0, 0xa1,
+        0xf8, 0x3f7, 0x400, 0x5ff, 0x606, 0x60c, 0xcaf, 0xcb4, 0xcfa, 0xcfb, 0xd00}) {
     EXPECT_EQ(device_at(port), "") << std::hex << port;
   }
-  EXPECT_EQ(vm_.pio().mappings().size(), 14u);
+  EXPECT_EQ(vm_.pio().mappings().size(), 15u);
 }
 
 TEST_F(PcPlatformTest, SecondInstallOverlapsAndFails) {
@@ -77,7 +84,7 @@ TEST_F(PcPlatformTest, SecondInstallOverlapsAndFails) {
   Status status = install_pc_devices(*vm_.machine, &console_, &second);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.error().message.find("overlaps"), std::string::npos) << status.error().message;
-  EXPECT_EQ(vm_.pio().mappings().size(), 14u);
+  EXPECT_EQ(vm_.pio().mappings().size(), 15u);
   EXPECT_EQ(device_at(0x3f8), "serial-16550");
 }
 

@@ -444,12 +444,14 @@ void Cpu::flush_write_tlb() {
 }
 
 uint64_t Cpu::port_in(uint16_t port, uint8_t size) {
+  count_port(port, false);
   uint8_t bytes[4] = {};
   machine_.pio().read(port, std::span<uint8_t>(bytes, size));
   return io_value(std::span<const uint8_t>(bytes, size));
 }
 
 void Cpu::port_out(uint16_t port, uint8_t size, uint64_t value) {
+  count_port(port, true);
   uint8_t bytes[4] = {};
   set_io_value(std::span<uint8_t>(bytes, size), value);
   machine_.pio().write(port, std::span<const uint8_t>(bytes, size));

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <type_traits>
 
+#include "devices/hypercalls.hpp"
 #include "emu/flags.hpp"
 #include "emu/insn.hpp"
 #include "vm/cpu_state.hpp"
@@ -339,6 +341,17 @@ class Cpu {
   uint64_t port_in(uint16_t port, uint8_t size);
   void port_out(uint16_t port, uint8_t size, uint64_t value);
   bool io_permitted(uint16_t port, uint8_t size);
+  // Counts the access in port_counts (below) when --trace-exits asked for them.
+  void count_port(uint16_t port, bool is_write) {
+    if (port_counts) [[unlikely]] {
+      ++(*port_counts)[(uint32_t{port} << 1) | (is_write ? 1 : 0)];
+    }
+  }
+
+  // --- hypercalls (hypercall.cpp) ---
+  // Runs the call in the registers if the machine has a hypercall service; returns false when it
+  // has none, so the instruction behaves as it would without one.
+  bool hypercall();
 
   // --- control registers, MSRs (system.cpp) ---
   void write_cr0(uint64_t value);
@@ -395,6 +408,13 @@ class Cpu {
   std::array<std::array<TlbEntry, kTlbSize>, 2> read_tlb_{};
   std::array<std::array<TlbEntry, kTlbSize>, 2> write_tlb_{};
   std::array<std::array<TlbEntry, kTlbSize>, 2> fetch_tlb_{};
+
+ public:
+  // Statistics for --trace-exits, after everything the hot paths touch.
+  // Accesses per (port << 1 | is_write); null, and not counted, unless asked for. Only the
+  // port-I/O path looks at it.
+  std::unique_ptr<std::map<uint32_t, uint64_t>> port_counts;
+  HypercallCounts hypercall_counts;
 
   friend class Executor;
 };

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "devices/hypercalls.hpp"
 #include "emu/cpu.hpp"
 
 namespace hv::emu {
@@ -156,7 +157,13 @@ CpuidResult cpuid(uint32_t leaf, uint32_t subleaf, uint32_t cpu_index, uint32_t 
 
 void cpuid(Cpu& cpu, uint32_t leaf, uint32_t subleaf, uint32_t& eax, uint32_t& ebx, uint32_t& ecx,
            uint32_t& edx) {
-  const CpuidResult r = cpuid(leaf, subleaf, cpu.index(), cpu.machine().config().cpu_count);
+  CpuidResult r = cpuid(leaf, subleaf, cpu.index(), cpu.machine().config().cpu_count);
+  // hv's hypercall leaves, only where there is a service to call. This engine takes VMCALL too.
+  if (cpu.machine().hypercalls() != nullptr) {
+    if (auto hv = hypercall::cpuid_leaf(leaf, true)) {
+      r = {hv->eax, hv->ebx, hv->ecx, hv->edx};
+    }
+  }
   eax = r.eax;
   ebx = r.ebx;
   ecx = r.ecx;

@@ -128,6 +128,7 @@ bool ends_block(const ZydisDecodedInstruction& zi) {
     case ZYDIS_MNEMONIC_JRCXZ:
     case ZYDIS_MNEMONIC_WRMSR:
     case ZYDIS_MNEMONIC_LSS:
+    case ZYDIS_MNEMONIC_VMCALL:  // a hypercall may stop the machine (POWER_OFF)
       return true;
     default:
       return false;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <map>
+
+#include <fmt/format.h>
 
 #include "emu/block_cache.hpp"
 
@@ -19,6 +22,9 @@ class EmuVcpu final : public Vcpu, public CpuSignals {
     // Application processors sleep until the BSP sends them INIT and STARTUP.
     waiting_for_sipi_ = index != 0;
     apic.set_cpu_signals(this);
+    if (engine.trace_exits_) {
+      cpu_.port_counts = std::make_unique<std::map<uint32_t, uint64_t>>();
+    }
     if (engine.profiler_) {
       profile_ = &engine.profiler_->add_vcpu([this] {
         sample_due_.store(true, std::memory_order_relaxed);
@@ -310,10 +316,17 @@ void EmuVcpu::run() {
       }
     }
   }
-  engine_.counters_.add({{"instructions executed", cpu_.instructions_retired},
-                         {"blocks decoded", blocks_.blocks_decoded()},
-                         {"external interrupts delivered", interrupts_delivered_},
-                         {"exceptions delivered", exceptions_delivered_}});
+  std::vector<ExitCount> counts = {{"instructions executed", cpu_.instructions_retired},
+                                   {"blocks decoded", blocks_.blocks_decoded()},
+                                   {"external interrupts delivered", interrupts_delivered_},
+                                   {"exceptions delivered", exceptions_delivered_}};
+  cpu_.hypercall_counts.append_to(counts);
+  if (cpu_.port_counts) {
+    for (auto [key, n] : *cpu_.port_counts) {
+      counts.push_back({fmt::format("  port {:#06x} {}", key >> 1, (key & 1) ? "out" : "in"), n});
+    }
+  }
+  engine_.counters_.add(counts);
 }
 
 EmuEngine::EmuEngine(Machine& machine)
@@ -325,6 +338,7 @@ EmuEngine::~EmuEngine() = default;
 
 Result<std::unique_ptr<EmuEngine>> EmuEngine::create(Machine& machine, const EmuOptions& options) {
   std::unique_ptr<EmuEngine> engine(new EmuEngine(machine));
+  engine->trace_exits_ = options.trace_exits;
   if (!options.trace_path.empty()) {
     engine->tracer_ = HV_TRY(Tracer::open(options.trace_path));
   }

@@ -21,6 +21,7 @@ class EmuVcpu;
 struct EmuOptions {
   std::string trace_path;    // empty: no trace; "-": standard error
   std::string profile_path;  // empty: no profile
+  bool trace_exits = false;  // count port I/O per port as well (--trace-exits)
 };
 
 class EmuEngine final : public Engine {
@@ -42,6 +43,7 @@ class EmuEngine final : public Engine {
   CodePages code_pages_;
   std::unique_ptr<InterruptRouter> router_;
   ExitCounters counters_;
+  bool trace_exits_ = false;
   std::unique_ptr<Tracer> tracer_;
   std::unique_ptr<Profiler> profiler_;  // destroyed (and written) before the vCPUs' counters
 

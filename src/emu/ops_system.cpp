@@ -8,6 +8,7 @@
 // handler and returns to next_rip.
 #include <atomic>
 
+#include "devices/hypercalls.hpp"
 #include "emu/cpu.hpp"
 #include "emu/cpuid.hpp"
 #include "emu/decoder.hpp"
@@ -390,7 +391,24 @@ void op_out(Cpu& cpu, const Insn& insn) {
                             ? static_cast<uint16_t>(insn.immediate & 0xff)
                             : static_cast<uint16_t>(cpu.gpr[kRdx]);
   check_io(cpu, port, size);
+  // A 32-bit write to the doorbell is a hypercall, which needs the registers the bus never sees.
+  // Only this OUT form pays for the check: the interpreter's other paths are untouched.
+  if (port == hypercall::kDoorbellPort && size == hypercall::kDoorbellWidth) [[unlikely]] {
+    if (cpu.hypercall()) {
+      cpu.count_port(port, true);
+      return;
+    }
+  }
   cpu.port_out(port, size, cpu.reg(kRax, size));
+}
+
+// VMCALL: hv's hypercall instruction on this engine, from ring 0 (docs/hypercalls.md). Elsewhere,
+// and on a machine without hypercalls, #UD, as VMCALL outside a virtual machine is on hardware:
+// user code must not reach the hypervisor behind its kernel's back.
+void op_vmcall(Cpu& cpu, const Insn&) {
+  if (cpu.cpl != 0 || !cpu.hypercall()) {
+    raise_fault(kInvalidOpcode);
+  }
 }
 
 uint8_t string_size(uint16_t mnemonic) {
@@ -1164,6 +1182,7 @@ void register_system_ops(HandlerRegistry& r) {
     r.add(m, always<op_popf>);
   }
   r.add(ZYDIS_MNEMONIC_HLT, always<op_hlt>);
+  r.add(ZYDIS_MNEMONIC_VMCALL, always<op_vmcall>);
   r.add(ZYDIS_MNEMONIC_PAUSE, always<op_nop>);
   for (ZydisMnemonic m : {ZYDIS_MNEMONIC_UD0, ZYDIS_MNEMONIC_UD1, ZYDIS_MNEMONIC_UD2}) {
     r.add(m, always<op_ud>);

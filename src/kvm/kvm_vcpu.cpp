@@ -191,6 +191,23 @@ Status KvmVcpu::setup_cpuid() {
         break;
     }
   }
+  // hv's hypercall leaves (devices/hypercalls.hpp), above KVM's own at 0x40000000. KVM keeps
+  // VMCALL for its own hypercalls, so only the doorbell port is advertised here.
+  if (engine_.machine().hypercalls() != nullptr) {
+    std::erase_if(entries, [](const kvm_cpuid_entry2& e) {
+      return e.function == hypercall::kCpuidBaseLeaf || e.function == hypercall::kCpuidFeaturesLeaf;
+    });
+    for (uint32_t leaf : {hypercall::kCpuidBaseLeaf, hypercall::kCpuidFeaturesLeaf}) {
+      const hypercall::CpuidLeaf hv = *hypercall::cpuid_leaf(leaf, false);
+      kvm_cpuid_entry2 e{};
+      e.function = leaf;
+      e.eax = hv.eax;
+      e.ebx = hv.ebx;
+      e.ecx = hv.ecx;
+      e.edx = hv.edx;
+      entries.push_back(e);
+    }
+  }
   FlexBuffer<kvm_cpuid_entry2> cpuid{std::span<const kvm_cpuid_entry2>(entries)};
   if (::ioctl(fd_.get(), kSetCpuid2, cpuid.data()) < 0) {
     return Error::from_errno("KVM_SET_CPUID2", ExitStatus::NoHypervisor);
@@ -365,6 +382,7 @@ void KvmVcpu::run() {
           {name != nullptr ? name : fmt::format("exit reason {}", reason), exit_counts_[reason]});
     }
   }
+  hypercall_counts_.append_to(counts);
   for (auto [key, n] : port_counts_) {
     counts.push_back({fmt::format("  port {:#06x} {}", key >> 1, (key & 1) ? "out" : "in"), n});
   }
@@ -433,6 +451,14 @@ void KvmVcpu::handle_port_io() {
   if (engine_.options().trace_exits) {
     port_counts_[(static_cast<uint32_t>(io.port) << 1) | (is_write ? 1 : 0)]++;
   }
+  // A single 32-bit write to the doorbell is a hypercall (string I/O, which KVM batches, is not).
+  if (io.port == hypercall::kDoorbellPort && is_write && io.size == hypercall::kDoorbellWidth &&
+      io.count == 1) {
+    if (HypercallService* service = engine_.machine().hypercalls()) {
+      handle_hypercall(*service);
+      return;
+    }
+  }
   // KVM guarantees data_offset + size * count lies inside the run area (string I/O batches).
   for (uint32_t i = 0; i < io.count; ++i) {
     std::span<uint8_t> bytes(data + static_cast<size_t>(i) * io.size, io.size);
@@ -441,6 +467,43 @@ void KvmVcpu::handle_port_io() {
     } else {
       bus.read(io.port, bytes);
     }
+  }
+}
+
+void KvmVcpu::handle_hypercall(HypercallService& service) {
+  // KVM has not yet moved RIP past the OUT (it does so on the next KVM_RUN, when RIP is still the
+  // one it saw), so the registers go back with RIP unchanged.
+  kvm_regs regs{};
+  kvm_sregs sregs{};
+  if (::ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0 ||
+      ::ioctl(fd_.get(), KVM_GET_SREGS, &sregs) < 0) {
+    engine_.machine().stop().request(
+        {StopKind::HostError,
+         to_int(ExitStatus::HostError),
+         fmt::format("vCPU {}: cannot read the registers of a hypercall: {}", index_,
+                     std::strerror(errno)),
+         {}});
+    return;
+  }
+  HypercallFrame frame;
+  frame.wide = sregs.cs.l != 0 && (sregs.efer & efer::kLMA) != 0;
+  frame.rax = regs.rax;
+  frame.rbx = regs.rbx;
+  frame.rcx = regs.rcx;
+  frame.rdx = regs.rdx;
+  frame.rsi = regs.rsi;
+  frame.rdi = regs.rdi;
+  hypercall_counts_.count(frame.number());
+  service.dispatch(frame);
+  regs.rax = frame.rax;
+  regs.rdx = frame.rdx;
+  if (::ioctl(fd_.get(), KVM_SET_REGS, &regs) < 0) {
+    engine_.machine().stop().request(
+        {StopKind::HostError,
+         to_int(ExitStatus::HostError),
+         fmt::format("vCPU {}: cannot write the result of a hypercall: {}", index_,
+                     std::strerror(errno)),
+         {}});
   }
 }
 

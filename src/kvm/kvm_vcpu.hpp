@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "devices/hypercalls.hpp"
 #include "vm/engine.hpp"
 
 namespace hv::kvm {
@@ -37,6 +38,8 @@ class KvmVcpu final : public Vcpu {
   // Returns false when the guest can no longer run (the stop has been requested).
   bool handle_exit();
   void handle_port_io();
+  // A hypercall through the doorbell port: the registers in, the service's result out.
+  void handle_hypercall(HypercallService& service);
   void handle_mmio();
   void report_crash(std::string reason);
   void count(uint32_t reason);
@@ -49,6 +52,7 @@ class KvmVcpu final : public Vcpu {
   std::atomic<bool> running_{false};
   std::array<uint64_t, 64> exit_counts_{};
   std::map<uint32_t, uint64_t> port_counts_;  // (port << 1 | is_write), only with --trace-exits
+  HypercallCounts hypercall_counts_;
 };
 
 }  // namespace hv::kvm

@@ -23,6 +23,7 @@ class InterruptSink {
 };
 
 class Machine;
+class HypercallService;  // devices/hypercalls.hpp
 
 // A device's wire to an interrupt controller input (ISA IRQ n is GSI n).
 class IrqLine {
@@ -64,6 +65,12 @@ class Machine {
     return raw;
   }
 
+  // The para-virtual call service (docs/hypercalls.md) the engines hand calls to, or null when
+  // the machine has none: then they advertise no hypercall CPUID leaves and the doorbell port is
+  // an ordinary one. Set while the machine is built, before any vCPU exists.
+  void set_hypercalls(HypercallService* service) { hypercalls_ = service; }
+  HypercallService* hypercalls() const { return hypercalls_; }
+
   IrqLine irq_line(uint32_t gsi) { return IrqLine(this, gsi); }
   void set_interrupt_sink(InterruptSink* sink) { sink_.store(sink, std::memory_order_release); }
   void set_irq(uint32_t gsi, bool level) {
@@ -81,6 +88,7 @@ class Machine {
   IoBus mmio_{"MMIO"};
   StopControl stop_;
   std::atomic<InterruptSink*> sink_{nullptr};
+  HypercallService* hypercalls_ = nullptr;
   std::vector<std::unique_ptr<void, void (*)(void*)>> devices_;
 };
 

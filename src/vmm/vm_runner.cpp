@@ -42,8 +42,10 @@ Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& m
     return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
   }
   if (config.engine == "emulate") {
-    return std::unique_ptr<Engine>(HV_TRY(emu::EmuEngine::create(
-        machine, {.trace_path = config.trace_path, .profile_path = config.profile_path})));
+    return std::unique_ptr<Engine>(
+        HV_TRY(emu::EmuEngine::create(machine, {.trace_path = config.trace_path,
+                                                .profile_path = config.profile_path,
+                                                .trace_exits = config.trace_exits})));
   }
   return make_error(ExitStatus::Usage, "unknown engine '{}' (available: kvm, emulate)",
                     config.engine);

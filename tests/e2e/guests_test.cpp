@@ -2,8 +2,11 @@
 // and checks both against the same expected console output and exit status. A guest bug shows
 // as a QEMU failure; an engine bug as an hv failure with QEMU passing.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -31,6 +34,7 @@ struct GuestCase {
   int qemu_status;
   bool needs_hardware_kvm = false;  // uses what the PVM host cannot run (see README)
   double timeout_seconds = 0;       // hv --timeout, for guests that never end
+  bool needs_disk_image = false;    // gets a fresh test_disk_image() as its IDE disk
 };
 
 // Keeps test listings readable: gtest would otherwise print the struct's bytes.
@@ -46,11 +50,16 @@ std::vector<GuestCase> guest_cases() {
       {"hello64_elf64", "hello64.elf", {"--format", "elf"}, {}, "hello64.out", 1, 1},
       {"modes_flat", "modes.bin", {"--format", "flat"}, {"-drive-floppy"}, "modes.out", 1, 1, true},
       {"minios", "minios.elf", {}, {"-kernel"}, "minios.out", 1, 1, true},
+      // The para-virtual build: hypercalls on hv, the UART and the PIT under QEMU; same output.
+      {"minios_pv", "minios-pv.elf", {}, {"-kernel"}, "minios.out", 1, 1, true},
       {"triple_fault", "triple.elf", {}, {"-kernel"}, "triple.out", 12, 0},
       {"loop_timeout", "loop.elf", {}, {"-kernel"}, "loop.out", 14, -1, false, 1.0},
       {"outloop", "outloop.elf", {}, {"-kernel"}, "outloop.out", 1, 1},
       {"cpubench", "cpubench.elf", {}, {"-kernel"}, "cpubench.out", 1, 1, true},
   };
+  GuestCase atadisk = {"atadisk", "atadisk.elf", {}, {"-kernel"}, "atadisk.out", 1, 1};
+  atadisk.needs_disk_image = true;
+  cases.push_back(atadisk);
   for (int cpus : {1, 2, 4}) {
     cases.push_back({"smp_" + std::to_string(cpus),
                      "smp.elf",
@@ -63,20 +72,94 @@ std::vector<GuestCase> guest_cases() {
   return cases;
 }
 
+// The disk of the guests that drive one (atadisk): 1 MiB of raw sectors. Sectors 0 and 1 start
+// with 32 characters of text, "hv ata test sector N" padded with dots, followed by the bytes
+// (i * 5 + N * 0x40) & 0xff (i the offset in the sector); the rest is zeros. The guest prints
+// the text and a sum of each sector, and writes sector 2 (written_sector()).
+constexpr size_t kSectorSize = 512;
+constexpr size_t kDiskSize = 1 << 20;
+
+std::string test_disk_image() {
+  std::string image(kDiskSize, '\0');
+  for (size_t n = 0; n < 2; ++n) {
+    std::string text = "hv ata test sector " + std::to_string(n) + " ";
+    text.resize(32, '.');
+    std::string sector = text;
+    for (size_t i = sector.size(); i < kSectorSize; ++i) {
+      sector.push_back(static_cast<char>((i * 5 + n * 0x40) & 0xff));
+    }
+    image.replace(n * kSectorSize, kSectorSize, sector);
+  }
+  return image;
+}
+
+// What atadisk writes to sector 2: the bytes (i * 7 + 3) & 0xff.
+std::string written_sector() {
+  std::string sector;
+  for (size_t i = 0; i < kSectorSize; ++i) {
+    sector.push_back(static_cast<char>((i * 7 + 3) & 0xff));
+  }
+  return sector;
+}
+
 class GuestTest : public ::testing::TestWithParam<GuestCase> {
  protected:
+  // Each test, so each engine, gets its own copy of the disk: the guest writes to it.
+  void SetUp() override {
+    if (!GetParam().needs_disk_image) {
+      return;
+    }
+    char pattern[] = "/tmp/hv-guest-disk-XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    disk_dir_ = pattern;
+    disk_path_ = disk_dir_ + "/disk.img";
+    std::ofstream(disk_path_, std::ios::binary) << test_disk_image();
+    ASSERT_EQ(std::filesystem::file_size(disk_path_), kDiskSize);
+  }
+  void TearDown() override {
+    if (!disk_dir_.empty()) {
+      std::filesystem::remove_all(disk_dir_);
+    }
+  }
+
   std::string image_path() const { return std::string(HV_GUESTS_DIR) + "/" + GetParam().image; }
   std::string expected_output() const {
     return read_text(std::string(HV_EXPECTED_DIR) + "/" + GetParam().expected);
   }
+
+  // After the guest ran: its disk holds what it had, with sector 2 overwritten, so the write
+  // reached the host's file (FLUSH CACHE) and nothing else was written.
+  void expect_disk_written() const {
+    if (disk_path_.empty()) {
+      return;
+    }
+    std::string expected = test_disk_image();
+    expected.replace(2 * kSectorSize, kSectorSize, written_sector());
+    const std::string actual = read_text(disk_path_);
+    ASSERT_EQ(actual.size(), expected.size());
+    const size_t offset =
+        std::mismatch(actual.begin(), actual.end(), expected.begin()).first - actual.begin();
+    EXPECT_EQ(offset, actual.size())
+        << "the image differs first at byte " << offset << " (sector " << offset / kSectorSize
+        << "): " << static_cast<int>(static_cast<uint8_t>(actual[offset])) << " instead of "
+        << static_cast<int>(static_cast<uint8_t>(expected[offset]));
+  }
+
+  std::string disk_path_;  // empty unless the case needs_disk_image
+
+ private:
+  std::string disk_dir_;
 };
 
 // Runs the guest through the hv binary on one engine and checks output, status and the
-// crash/timeout reports.
+// crash/timeout reports. `disk`, if not empty, is given as the IDE disk.
 void expect_guest_runs(const GuestCase& c, const std::string& engine, const std::string& image,
-                       const std::string& expected) {
+                       const std::string& expected, const std::string& disk) {
   std::vector<std::string> argv = {HV_BINARY, "run", "--engine", engine, "--kernel", image};
   argv.insert(argv.end(), c.hv_args.begin(), c.hv_args.end());
+  if (!disk.empty()) {
+    argv.insert(argv.end(), {"--disk", disk + ",if=ide"});
+  }
   if (c.timeout_seconds > 0) {
     argv.push_back("--timeout");
     argv.push_back(std::to_string(c.timeout_seconds));
@@ -104,13 +187,15 @@ TEST_P(GuestTest, RunsOnKvmEngine) {
                     "guest (ring-3 syscall/int 0x80, or 32-bit paging without long mode); it runs "
                     "under QEMU (RunsOnQemuTcg) and on hardware KVM";
   }
-  expect_guest_runs(c, "kvm", image_path(), expected_output());
+  expect_guest_runs(c, "kvm", image_path(), expected_output(), disk_path_);
+  expect_disk_written();
 }
 
 // The software CPU needs no /dev/kvm and must give byte-identical output and the same status.
 TEST_P(GuestTest, RunsOnEmulationEngine) {
   const GuestCase& c = GetParam();
-  expect_guest_runs(c, "emulate", image_path(), expected_output());
+  expect_guest_runs(c, "emulate", image_path(), expected_output(), disk_path_);
+  expect_disk_written();
 }
 
 TEST_P(GuestTest, RunsOnQemuTcg) {
@@ -144,6 +229,9 @@ TEST_P(GuestTest, RunsOnQemuTcg) {
       argv.push_back(c.qemu_args[i]);
     }
   }
+  if (!disk_path_.empty()) {
+    argv.insert(argv.end(), {"-drive", "file=" + disk_path_ + ",format=raw,if=ide,index=0"});
+  }
   const bool endless = c.qemu_status < 0;
   ProcessResult r = run_process(argv, endless ? std::chrono::seconds(3) : std::chrono::seconds(60));
   EXPECT_EQ(r.out, expected_output()) << "stderr:\n" << r.err;
@@ -152,11 +240,62 @@ TEST_P(GuestTest, RunsOnQemuTcg) {
   } else {
     ASSERT_FALSE(r.timed_out) << "QEMU did not finish; stdout:\n" << r.out;
     EXPECT_EQ(r.exit_status, c.qemu_status) << "stderr:\n" << r.err;
+    expect_disk_written();
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Guests, GuestTest, ::testing::ValuesIn(guest_cases()),
                          [](const auto& test_info) { return test_info.param.name; });
+
+// One counter of hv's --trace-exits report: the number on the line that ends with `what` in the
+// section that starts with `section` (0 when the line is missing, as for counts that stayed 0).
+uint64_t trace_count(const std::string& report, const std::string& section,
+                     const std::string& what) {
+  std::istringstream lines(report);
+  std::string line;
+  bool inside = false;
+  while (std::getline(lines, line)) {
+    if (!line.starts_with(" ")) {
+      inside = line == section;
+    } else if (inside && line.ends_with("  " + what)) {
+      return std::stoull(line);
+    }
+  }
+  return 0;
+}
+
+// Runs the mini OS on the emulation engine with --trace-exits; returns the report.
+std::string minios_exit_report(const std::string& image) {
+  ProcessResult r = run_process({HV_BINARY, "run", "--engine", "emulate", "--kernel",
+                                 std::string(HV_GUESTS_DIR) + "/" + image, "--trace-exits"},
+                                std::chrono::seconds(120));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_status, 1) << r.err;
+  EXPECT_EQ(r.out, read_text(std::string(HV_EXPECTED_DIR) + "/minios.out")) << r.err;
+  return r.err;
+}
+
+// The para-virtual build's identical output must come from the hypercalls, not from a silent
+// fallback to the UART and the PIT: the exit counters say which path ran. The normal build is
+// the control that the counters see UART and PIT accesses at all.
+TEST(ParavirtGuest, MiniosPvPrintsAndTicksThroughHypercallsOnHv) {
+  const std::string normal = minios_exit_report("minios.elf");
+  EXPECT_GT(trace_count(normal, "port I/O by port:", "0x03f8 out"), 0u) << normal;
+  EXPECT_GT(trace_count(normal, "port I/O by port:", "0x0040 out"), 0u) << normal;
+  EXPECT_EQ(trace_count(normal, "hypercalls by number:", "1 CONSOLE_WRITE"), 0u) << normal;
+
+  const std::string pv = minios_exit_report("minios-pv.elf");
+  // One CONSOLE_WRITE per string, where the UART took one port write per byte.
+  EXPECT_GT(trace_count(pv, "hypercalls by number:", "1 CONSOLE_WRITE"), 0u) << pv;
+  EXPECT_LT(trace_count(pv, "hypercalls by number:", "1 CONSOLE_WRITE"),
+            trace_count(normal, "port I/O by port:", "0x03f8 out"));
+  EXPECT_GT(trace_count(pv, "hypercalls by number:", "3 SET_TIMER"), 0u) << pv;
+  EXPECT_EQ(trace_count(pv, "hypercalls by number:", "unknown numbers"), 0u) << pv;
+  EXPECT_EQ(trace_count(pv, "port I/O by port:", "0x03f8 out"), 0u) << pv;  // UART transmit
+  EXPECT_EQ(trace_count(pv, "port I/O by port:", "0x03fd in"), 0u) << pv;   // UART status
+  EXPECT_EQ(trace_count(pv, "port I/O by port:", "0x0043 out"), 0u) << pv;  // PIT mode
+  EXPECT_EQ(trace_count(pv, "port I/O by port:", "0x0040 out"), 0u) << pv;  // PIT count
+}
 
 }  // namespace
 }  // namespace hv::test
