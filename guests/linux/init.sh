@@ -5,6 +5,7 @@
 #   hv.run=selftest  the end-to-end checks below, then poweroff -f
 #   hv.run=poweroff  poweroff -f at once (boot-time benchmark)
 #   hv.run=reboot    reboot -f at once (restart test)
+#   hv.run=rng       report the kernel's hardware RNG and 32 bytes read from it, poweroff -f
 #   hv.run=iobench   run /bin/iobench on hv.disk=DEV (default /dev/sda; destroys its contents)
 #                    with hv.iobench=MIB, then poweroff -f (bench/disk_io.sh)
 #   hv.run=disk      mount the ext4 disk hv.disk=DEV (default /dev/sda) read-write, report its
@@ -13,8 +14,8 @@
 #   hv.run=kallsyms  print the kernel's symbol table, then poweroff -f (Debian's System.map is a
 #                    stub; bench/linux_profile.sh names profiled addresses with this)
 # Kernel modules (from the same package) are loaded with modprobe: virtio_mmio and the virtio
-# drivers when hv announces virtio devices (virtio_mmio.device=... on the command line), and
-# those named in hv.modules=a,b,c (pata_legacy for the legacy IDE disk).
+# drivers when the ACPI tables announce virtio-mmio devices (LNRO0005) or the command line does
+# (virtio_mmio.device=...), and those named in hv.modules=a,b,c (pata_legacy for the IDE disk).
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -36,6 +37,9 @@ for arg in $(cat /proc/cmdline); do
   virtio_mmio.device=*) modules="$modules virtio_mmio virtio_blk virtio_net virtio_console virtio-rng" ;;
   esac
 done
+if ls /sys/bus/acpi/devices/ 2>/dev/null | grep -q '^LNRO0005:'; then
+  modules="$modules virtio_mmio virtio_blk virtio_net virtio_console virtio-rng"
+fi
 for module in $(echo "$modules" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
   modprobe "$module" || echo "hv-init: cannot load module $module"
 done
@@ -85,6 +89,12 @@ disktest() {
 }
 
 case $run in
+rng)
+  echo "rng: current $(cat /sys/class/misc/hw_random/rng_current)"
+  echo "rng: bytes $(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \n')"
+  echo "rng: interrupts $(grep -c virtio /proc/interrupts)"
+  poweroff -f
+  ;;
 iobench)
   iobench "${disk:-/dev/sda}" "${iobench_mib:-32}"
   poweroff -f

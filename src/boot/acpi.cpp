@@ -5,7 +5,8 @@
 //   +0x000  RSDP (36 bytes)
 //   +0x040  FACS (64 bytes; must be 64-byte aligned)
 //   +0x080  RSDT, +0x0b0 XSDT: both list the FADT and the MADT
-//   +0x0f0  FADT (276 bytes), +0x210 DSDT, +0x250 MADT (grows with the vCPU count)
+//   +0x0f0  FADT (276 bytes), +0x210 DSDT (up to 1 KiB: \_S5 and the MMIO devices),
+//   +0x610  MADT (grows with the vCPU count)
 //
 // The tables describe the PC hv emulates: the fixed-hardware registers of acpi.hpp, the IOAPIC
 // and ISA interrupt routing the MP table also gives, an i8042 and no VGA.
@@ -214,11 +215,6 @@ struct [[gnu::packed]] S5Object {
 };
 static_assert(sizeof(S5Object) == 14 && S5Object{}.package_length == 8);
 
-struct [[gnu::packed]] Dsdt {
-  TableHeader header;
-  S5Object s5;
-};
-
 // Offsets in the area. Tables are 16-byte aligned for tidiness; only the FACS must be (to 64).
 constexpr uint64_t kRsdpOffset = 0;
 constexpr uint64_t kFacsOffset = 0x40;
@@ -226,10 +222,11 @@ constexpr uint64_t kRsdtOffset = kFacsOffset + sizeof(Facs);
 constexpr uint64_t kXsdtOffset = boot::align_up(kRsdtOffset + sizeof(Rsdt), 16);
 constexpr uint64_t kFadtOffset = boot::align_up(kXsdtOffset + sizeof(Xsdt), 16);
 constexpr uint64_t kDsdtOffset = boot::align_up(kFadtOffset + sizeof(Fadt), 16);
-constexpr uint64_t kMadtOffset = boot::align_up(kDsdtOffset + sizeof(Dsdt), 16);
+constexpr uint64_t kDsdtMaxSize = 0x400;
+constexpr uint64_t kMadtOffset = kDsdtOffset + kDsdtMaxSize;
 static_assert(kRsdpOffset + sizeof(Rsdp) <= kFacsOffset && kFacsOffset % 64 == 0);
 static_assert(kRsdtOffset == 0x80 && kXsdtOffset == 0xb0 && kFadtOffset == 0xf0 &&
-              kDsdtOffset == 0x210 && kMadtOffset == 0x250);  // as the comment at the top says
+              kDsdtOffset == 0x210 && kMadtOffset == 0x610);  // as the comment at the top says
 
 constexpr uint64_t madt_size(uint64_t cpu_count) {
   return sizeof(MadtHeader) + cpu_count * sizeof(MadtLocalApic) + sizeof(MadtIoApic) +
@@ -398,16 +395,140 @@ Fadt build_fadt() {
   return sealed(fadt);
 }
 
-Dsdt build_dsdt() {
-  Dsdt dsdt{};
-  dsdt.header = make_header("DSDT", sizeof(Dsdt), kDsdtRevision);
-  return sealed(dsdt);
-}
-
 template <typename T>
 void append(std::vector<uint8_t>& out, const T& entry) {
   const std::span<const uint8_t> bytes = bytes_of(entry);
   out.insert(out.end(), bytes.begin(), bytes.end());
+}
+
+// AML, the DSDT's byte code (ACPI 6.0 section 20), for the few constructs the DSDT needs.
+class AmlWriter {
+ public:
+  std::vector<uint8_t>& bytes() { return bytes_; }
+
+  void byte(uint8_t value) { bytes_.push_back(value); }
+  void dword(uint32_t value) {
+    for (int i = 0; i < 4; ++i) {
+      byte(static_cast<uint8_t>(value >> (8 * i)));
+    }
+  }
+  void name_seg(std::string_view name) {  // exactly four characters
+    for (char c : name.substr(0, 4)) {
+      byte(static_cast<uint8_t>(c));
+    }
+  }
+  // An object whose encoding starts with a PkgLength: `body` writes the contents, the length
+  // (which counts its own bytes) goes in front of them afterwards.
+  template <typename Body>
+  void package(Body&& body) {
+    const size_t start = bytes_.size();
+    body();
+    const size_t length = bytes_.size() - start;
+    std::vector<uint8_t> prefix;
+    if (length + 1 < 0x40) {
+      prefix.push_back(static_cast<uint8_t>(length + 1));
+    } else {
+      const size_t total = length + 2;  // two-byte form: 4 + 8 bits, up to 4095
+      prefix.push_back(static_cast<uint8_t>(0x40 | (total & 0x0f)));
+      prefix.push_back(static_cast<uint8_t>(total >> 4));
+    }
+    bytes_.insert(bytes_.begin() + static_cast<ptrdiff_t>(start), prefix.begin(), prefix.end());
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+};
+
+constexpr uint8_t kAmlScopeOp = 0x10;
+constexpr uint8_t kAmlExtOpPrefix = 0x5b;
+constexpr uint8_t kAmlDeviceOp = 0x82;
+constexpr uint8_t kAmlStringPrefix = 0x0d;
+constexpr uint8_t kAmlBufferOp = 0x11;
+constexpr uint8_t kAmlRootChar = 0x5c;
+// Resource descriptors (section 6.4).
+constexpr uint8_t kMemory32FixedDescriptor = 0x86;
+constexpr uint8_t kReadWrite = 0x01;
+constexpr uint8_t kExtendedInterruptDescriptor = 0x89;
+constexpr uint8_t kConsumerEdgeActiveHighExclusive = 0x03;
+constexpr uint8_t kEndTag = 0x79;
+
+// Device (VRnn) { Name (_HID, "...") Name (_UID, n) Name (_CRS, ResourceTemplate () {
+//   Memory32Fixed (ReadWrite, base, length) Interrupt (ResourceConsumer, Edge, ActiveHigh,
+//   Exclusive) { irq } }) }
+void append_mmio_device(AmlWriter& aml, const acpi::MmioDevice& device, size_t index) {
+  aml.byte(kAmlExtOpPrefix);
+  aml.byte(kAmlDeviceOp);
+  aml.package([&] {
+    const char name[5] = {'V', 'R', static_cast<char>('0' + index / 10),
+                          static_cast<char>('0' + index % 10), 0};
+    aml.name_seg(name);
+    aml.byte(kAmlNameOp);
+    aml.name_seg("_HID");
+    aml.byte(kAmlStringPrefix);
+    for (const char* c = device.hid; *c != 0; ++c) {
+      aml.byte(static_cast<uint8_t>(*c));
+    }
+    aml.byte(0);
+    aml.byte(kAmlNameOp);
+    aml.name_seg("_UID");
+    aml.byte(kAmlBytePrefix);
+    aml.byte(static_cast<uint8_t>(index));
+    aml.byte(kAmlNameOp);
+    aml.name_seg("_CRS");
+    aml.byte(kAmlBufferOp);
+    aml.package([&] {
+      constexpr uint8_t kResourceBytes = 12 + 9 + 2;
+      aml.byte(kAmlBytePrefix);
+      aml.byte(kResourceBytes);
+      aml.byte(kMemory32FixedDescriptor);
+      aml.byte(9);
+      aml.byte(0);
+      aml.byte(kReadWrite);
+      aml.dword(static_cast<uint32_t>(device.base));
+      aml.dword(device.length);
+      aml.byte(kExtendedInterruptDescriptor);
+      aml.byte(6);
+      aml.byte(0);
+      aml.byte(kConsumerEdgeActiveHighExclusive);
+      aml.byte(1);  // one interrupt
+      aml.dword(device.irq);
+      aml.byte(kEndTag);
+      aml.byte(0);  // checksum 0: "the sum is right"
+    });
+  });
+}
+
+Result<std::vector<uint8_t>> build_dsdt(std::span<const acpi::MmioDevice> devices) {
+  if (devices.size() > acpi::kMaxMmioDevices) {
+    return make_error(ExitStatus::Usage, "{} MMIO devices: the DSDT announces at most {}",
+                      devices.size(), acpi::kMaxMmioDevices);
+  }
+  AmlWriter aml;
+  // The header's place, then \_S5; the header is filled in once the size is known.
+  aml.bytes().reserve(kDsdtMaxSize);
+  const TableHeader placeholder{};
+  const S5Object s5{};
+  for (uint8_t b : bytes_of(placeholder)) {
+    aml.byte(b);
+  }
+  for (uint8_t b : bytes_of(s5)) {
+    aml.byte(b);
+  }
+  if (!devices.empty()) {
+    aml.byte(kAmlScopeOp);
+    aml.package([&] {
+      aml.byte(kAmlRootChar);
+      aml.name_seg("_SB_");
+      for (size_t i = 0; i < devices.size(); ++i) {
+        append_mmio_device(aml, devices[i], i);
+      }
+    });
+  }
+  std::vector<uint8_t> dsdt = std::move(aml.bytes());
+  const TableHeader header = make_header("DSDT", static_cast<uint32_t>(dsdt.size()), kDsdtRevision);
+  std::memcpy(dsdt.data(), &header, sizeof(header));
+  dsdt[offsetof(TableHeader, checksum)] = static_cast<uint8_t>(-boot::byte_sum(dsdt));
+  return dsdt;
 }
 
 std::vector<uint8_t> build_madt(uint32_t cpu_count) {
@@ -447,7 +568,8 @@ void place(std::vector<uint8_t>& area, uint64_t offset, const T& table) {
 
 }  // namespace
 
-Result<uint64_t> write_acpi_tables(GuestMemory& memory, uint32_t cpu_count) {
+Result<uint64_t> write_acpi_tables(GuestMemory& memory, uint32_t cpu_count,
+                                   std::span<const acpi::MmioDevice> devices) {
   if (cpu_count == 0 || cpu_count > acpi::kMaxCpus) {
     return make_error(ExitStatus::Usage,
                       "{} vCPUs cannot be described: the ACPI MADT holds 1 to {}", cpu_count,
@@ -466,7 +588,12 @@ Result<uint64_t> write_acpi_tables(GuestMemory& memory, uint32_t cpu_count) {
   place(area, kRsdtOffset, build_rsdt());
   place(area, kXsdtOffset, build_xsdt());
   place(area, kFadtOffset, build_fadt());
-  place(area, kDsdtOffset, build_dsdt());
+  const std::vector<uint8_t> dsdt = HV_TRY(build_dsdt(devices));
+  if (dsdt.size() > kDsdtMaxSize) {
+    return make_error(ExitStatus::Usage, "the DSDT for {} devices does not fit in {} bytes",
+                      devices.size(), kDsdtMaxSize);
+  }
+  std::copy(dsdt.begin(), dsdt.end(), area.begin() + static_cast<ptrdiff_t>(kDsdtOffset));
   const std::vector<uint8_t> madt = build_madt(cpu_count);
   std::copy(madt.begin(), madt.end(), area.begin() + static_cast<ptrdiff_t>(kMadtOffset));
   HV_TRY(memory.write(layout::kAcpiTables, area));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "boot/layout.hpp"
 #include "common/error.hpp"
@@ -31,6 +32,16 @@ constexpr uint64_t kRsdpAddress = layout::kAcpiTables;  // 16-byte aligned, in t
 // the MP table. The tables for this many CPUs fit in layout::kAcpiTablesSize many times over.
 constexpr uint32_t kMaxCpus = 254;
 
+// A device in the MMIO hole that the DSDT announces (under \_SB), with its register window and
+// its interrupt (an ISA IRQ: edge-triggered, active-high, as the MADT leaves them).
+struct MmioDevice {
+  const char* hid;  // e.g. "LNRO0005", virtio-mmio's ACPI ID, which Linux's driver matches
+  uint64_t base;
+  uint32_t length;
+  uint32_t irq;
+};
+constexpr size_t kMaxMmioDevices = 16;
+
 }  // namespace acpi
 
 // Whether this guest's RAM holds the ACPI area: load_kernel writes the tables exactly then, and
@@ -40,10 +51,11 @@ inline bool has_acpi_area(const GuestMemory& memory) {
 }
 
 // Writes, in [layout::kAcpiTables, + kAcpiTablesSize): an ACPI 2.0+ RSDP, an RSDT and an XSDT
-// listing a revision 6 FADT (with its FACS and a DSDT that defines only \_S5) and a MADT with
-// one local APIC per vCPU (processor UID = APIC ID = vCPU index), the IOAPIC (ID = cpu_count)
+// listing a revision 6 FADT (with its FACS and a DSDT that defines \_S5 and `devices`) and a MADT
+// with one local APIC per vCPU (processor UID = APIC ID = vCPU index), the IOAPIC (ID = cpu_count)
 // and the ISA overrides for the timer (IRQ 0 -> GSI 2) and the SCI. Returns the RSDP address.
 // Usage error for 0 or more than acpi::kMaxCpus vCPUs; BadMemorySize when the area is not RAM.
-Result<uint64_t> write_acpi_tables(GuestMemory& memory, uint32_t cpu_count);
+Result<uint64_t> write_acpi_tables(GuestMemory& memory, uint32_t cpu_count,
+                                   std::span<const acpi::MmioDevice> devices = {});
 
 }  // namespace hv

@@ -185,7 +185,7 @@ TEST(Acpi, RsdtAndXsdtListTheFadtAndTheMadt) {
   EXPECT_EQ(peek<uint32_t>(memory, tables.rsdt + 40), tables.madt);
   EXPECT_EQ(text(memory, tables.fadt, 4), "FACP");
   EXPECT_EQ(text(memory, tables.madt, 4), "APIC");
-  EXPECT_EQ(tables.madt, 0xe0250u);  // the MADT last, where it can grow
+  EXPECT_EQ(tables.madt, 0xe0610u);  // the MADT last, where it can grow
 }
 
 TEST(Acpi, FadtDescribesTheFixedHardware) {
@@ -245,6 +245,58 @@ TEST(Acpi, FacsAndDsdtHangOffTheFadt) {
   EXPECT_EQ(peek<uint8_t>(memory, tables.facs + 32), 2);    // FACS version
   EXPECT_EQ(peek<uint32_t>(memory, tables.facs + 8), 0u);   // hardware signature
   EXPECT_EQ(peek<uint32_t>(memory, tables.facs + 12), 0u);  // no waking vector
+}
+
+TEST(Acpi, DsdtAnnouncesMmioDevicesUnderSb) {
+  GuestMemory memory = make_memory(16 * kMiB);
+  const std::array<acpi::MmioDevice, 2> devices = {
+      {{"LNRO0005", 0xd0000000, 0x200, 5}, {"LNRO0005", 0xd0001000, 0x200, 6}}};
+  ASSERT_TRUE(write_acpi_tables(memory, 1, devices).ok());
+  Tables tables;
+  ASSERT_TRUE(find_tables(memory, tables));  // checksums and pointers hold
+  const uint32_t length = peek<uint32_t>(memory, tables.dsdt + 4);
+  const std::vector<uint8_t> dsdt = peek_bytes(memory, tables.dsdt, length);
+  auto find = [&](const std::vector<uint8_t>& needle, size_t from = 0) {
+    return std::search(dsdt.begin() + static_cast<ptrdiff_t>(from), dsdt.end(), needle.begin(),
+                       needle.end()) -
+           dsdt.begin();
+  };
+  const std::vector<uint8_t> sb = {'\\', '_', 'S', 'B', '_'};
+  EXPECT_LT(static_cast<size_t>(find(sb)), dsdt.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const std::vector<uint8_t> name = {'V', 'R', '0', static_cast<uint8_t>('0' + i)};
+    const size_t at = static_cast<size_t>(find(name));
+    ASSERT_LT(at, dsdt.size()) << "device VR0" << i;
+    const std::vector<uint8_t> hid = {0x08, '_', 'H', 'I', 'D', 0x0d, 'L', 'N',
+                                      'R',  'O', '0', '0', '0', '5',  0x00};
+    EXPECT_EQ(static_cast<size_t>(find(hid, at)), at + 4);
+    // Memory32Fixed (ReadWrite, base, 0x200) then Interrupt (Consumer, Edge, ActiveHigh) { irq }.
+    const uint32_t base = static_cast<uint32_t>(devices[i].base);
+    const std::vector<uint8_t> resources = {0x86,
+                                            0x09,
+                                            0x00,
+                                            0x01,
+                                            static_cast<uint8_t>(base),
+                                            static_cast<uint8_t>(base >> 8),
+                                            static_cast<uint8_t>(base >> 16),
+                                            static_cast<uint8_t>(base >> 24),
+                                            0x00,
+                                            0x02,
+                                            0x00,
+                                            0x00,
+                                            0x89,
+                                            0x06,
+                                            0x00,
+                                            0x03,
+                                            0x01,
+                                            static_cast<uint8_t>(devices[i].irq),
+                                            0x00,
+                                            0x00,
+                                            0x00,
+                                            0x79,
+                                            0x00};
+    EXPECT_LT(static_cast<size_t>(find(resources, at)), dsdt.size()) << "resources of VR0" << i;
+  }
 }
 
 TEST(Acpi, DsdtDefinesOnlyTheS5Package) {

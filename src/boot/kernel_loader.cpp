@@ -107,7 +107,7 @@ Result<BootPlan> load_kernel(GuestMemory& memory, const BootConfig& config) {
   // IOAPIC, the PM timer and power-off only here. A flat binary in a guest too small for the
   // area goes without, as without the MP table.
   if (has_acpi_area(memory)) {
-    HV_TRY(write_acpi_tables(memory, config.cpu_count));
+    HV_TRY(write_acpi_tables(memory, config.cpu_count, config.acpi_devices));
   }
   return plan;
 }

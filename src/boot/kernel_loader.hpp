@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "boot/acpi.hpp"
 #include "common/error.hpp"
 #include "vm/cpu_state.hpp"
 #include "vm/guest_memory.hpp"
@@ -40,6 +41,7 @@ struct BootConfig {
   KernelFormat format = KernelFormat::Auto;
   uint64_t flat_load_address = 0x7c00;
   uint32_t cpu_count = 1;
+  std::vector<acpi::MmioDevice> acpi_devices;  // announced in the DSDT (virtio-mmio)
 };
 
 struct BootPlan {

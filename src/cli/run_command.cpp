@@ -51,6 +51,7 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command.add_option("--disk", o.disks,
                      "disk image: FILE[,ro][,if=virtio|ide] (repeatable; IDE: primary, then "
                      "secondary channel)");
+  command.add_flag("--rng", o.rng, "a virtio-rng device fed by the host's getrandom()");
   command.add_flag("--no-reboot", o.no_reboot,
                    "exit (status 0) when the guest resets instead of restarting it");
 }
@@ -135,6 +136,7 @@ Result<VmConfig> to_config(RunOptions o) {
   c.trace_path = o.trace_path;
   c.profile_path = o.profile_path;
   c.restart_on_reset = !o.no_reboot;
+  c.rng = o.rng;
   for (const std::string& disk : o.disks) {
     c.disks.push_back(HV_TRY(parse_disk_option(disk)));
   }

@@ -22,6 +22,7 @@ struct RunOptions {
   std::string profile_path;
   bool no_reboot = false;
   std::vector<std::string> disks;  // --disk FILE[,ro][,if=virtio|ide]
+  bool rng = false;
   std::string demo;           // "linux": Debian's kernel and hv's initramfs from the image cache
   bool engine_given = false;  // set by the parser when --engine was on the command line
   bool cmdline_given = false;

@@ -16,6 +16,8 @@
 #include "devices/serial_16550.hpp"
 #include "emu/emu_engine.hpp"
 #include "kvm/kvm_engine.hpp"
+#include "virtio/virtio_mmio.hpp"
+#include "virtio/virtio_rng.hpp"
 #include "vmm/console.hpp"
 
 namespace hv {
@@ -191,6 +193,41 @@ Status install_disks(Machine& machine, const OpenDisks& disks) {
   return {};
 }
 
+// The virtio devices of the configuration, in the order their windows and IRQs are handed out.
+std::vector<std::unique_ptr<VirtioDevice>> make_virtio_devices(const VmConfig& config) {
+  std::vector<std::unique_ptr<VirtioDevice>> devices;
+  if (config.rng) {
+    devices.push_back(std::make_unique<VirtioRng>());
+  }
+  return devices;
+}
+
+size_t virtio_device_count(const VmConfig& config) {
+  return config.rng ? 1 : 0;
+}
+
+// The virtio devices as the DSDT announces them: Debian's kernel, like most distribution kernels,
+// is built without virtio_mmio's command-line device list, so ACPI is how they are found.
+std::vector<acpi::MmioDevice> virtio_acpi_devices(const VmConfig& config) {
+  std::vector<acpi::MmioDevice> devices;
+  for (size_t i = 0; i < virtio_device_count(config); ++i) {
+    devices.push_back({"LNRO0005", kVirtioMmioBase + i * kVirtioMmioStride,
+                       static_cast<uint32_t>(VirtioMmio::kRegionSize), kVirtioIrqs[i]});
+  }
+  return devices;
+}
+
+Status install_virtio_devices(Machine& machine, const VmConfig& config) {
+  std::vector<std::unique_ptr<VirtioDevice>> devices = make_virtio_devices(config);
+  for (size_t i = 0; i < devices.size(); ++i) {
+    VirtioMmio* transport = machine.own(std::make_unique<VirtioMmio>(
+        machine.memory(), machine.irq_line(kVirtioIrqs[i]), std::move(devices[i])));
+    HV_TRY(machine.mmio().add(kVirtioMmioBase + i * kVirtioMmioStride, VirtioMmio::kRegionSize,
+                              transport));
+  }
+  return {};
+}
+
 // One boot of the guest: a fresh machine, devices, firmware tables and vCPUs, run until it stops.
 Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, const OpenDisks& disks,
                             TerminationSignals& signals, Clock::time_point deadline) {
@@ -200,6 +237,7 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
   PcDevices devices{};
   HV_TRY(install_pc_devices(*machine, &console_output, &devices));
   HV_TRY(install_disks(*machine, disks));
+  HV_TRY(install_virtio_devices(*machine, config));
   BootPlan plan = HV_TRY(load_kernel(machine->memory(), boot));
 
   std::unique_ptr<Engine> engine = HV_TRY(create_engine(config, *machine));
@@ -264,6 +302,7 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
     boot.initrds.push_back({path, HV_TRY(read_file(path))});
   }
   boot.cmdline = config.cmdline;
+  boot.acpi_devices = virtio_acpi_devices(config);
   boot.format = config.format;
   boot.flat_load_address = config.flat_load_address;
   boot.cpu_count = config.cpu_count;

@@ -47,7 +47,15 @@ struct VmConfig {
   int console_input_fd = 0;
   int console_output_fd = 1;
   std::vector<DiskConfig> disks;
+  bool rng = false;  // virtio-rng, fed by the host's getrandom()
 };
+
+// Where virtio-mmio devices go: one 4 KiB window each from kVirtioMmioBase in the 32-bit MMIO
+// hole, each with its own ISA interrupt (edge, as the legacy IRQs are declared). Guests learn of
+// them from the DSDT (_HID "LNRO0005", Linux's virtio_mmio ACPI ID).
+constexpr uint64_t kVirtioMmioBase = 0xd000'0000;
+constexpr uint64_t kVirtioMmioStride = 0x1000;
+inline constexpr uint32_t kVirtioIrqs[] = {5, 6, 7, 10, 11, 3};
 
 struct VmOutcome {
   StopReason reason;

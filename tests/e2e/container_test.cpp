@@ -50,7 +50,7 @@ class ContainerTest : public ::testing::Test {
                                "sleep", "ip", "grep", "wc", "mount", "dd", "touch"}) {
       fs::create_symlink("busybox", rootfs + "/bin/" + applet);
     }
-    mounts_before_ = host_mounts();
+    mounts_before_ = host_mounts(kPodmanTestDirPrefix);
     ProcessResult spec = hv({"spec", "--bundle", bundle_});
     ASSERT_EQ(spec.exit_status, 0) << spec.err;
     config_ = nlohmann::json::parse(read_text(bundle_ + "/config.json"));
@@ -62,7 +62,7 @@ class ContainerTest : public ::testing::Test {
       return;
     }
     // Nothing may be left: no mounts, no state, no cgroup.
-    EXPECT_EQ(host_mounts(), mounts_before_);
+    EXPECT_EQ(host_mounts(kPodmanTestDirPrefix), mounts_before_);
     std::error_code ec;
     if (fs::exists(state_root_)) {
       EXPECT_TRUE(fs::is_empty(state_root_, ec)) << "state left in " << state_root_;

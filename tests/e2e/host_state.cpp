@@ -13,7 +13,7 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
-std::vector<std::string> host_mounts() {
+std::vector<std::string> host_mounts(const std::string& ignored_prefix) {
   std::vector<std::string> mounts;
   std::istringstream in(read_text("/proc/self/mountinfo"));
   for (std::string line; std::getline(in, line);) {
@@ -21,7 +21,9 @@ std::vector<std::string> host_mounts() {
     std::string field;
     for (int i = 0; i < 5 && fields >> field; ++i) {
     }
-    mounts.push_back(field);
+    if (ignored_prefix.empty() || !field.starts_with(ignored_prefix)) {
+      mounts.push_back(field);
+    }
   }
   std::sort(mounts.begin(), mounts.end());
   return mounts;

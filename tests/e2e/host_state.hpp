@@ -10,7 +10,12 @@ namespace hv::test {
 // The file's bytes; empty if it cannot be read.
 std::string read_text(const std::string& path);
 
-// Mount points, as /proc/self/mountinfo lists them (field 5), sorted.
-std::vector<std::string> host_mounts();
+// Mount points, as /proc/self/mountinfo lists them (field 5), sorted; those starting with
+// `ignored_prefix` (another test's, running at the same time) left out.
+std::vector<std::string> host_mounts(const std::string& ignored_prefix = "");
+
+// The podman tests' temporary directories: podman mounts a tmpfs for each container's /dev/shm
+// there, on the host, while a podman test runs.
+inline constexpr const char* kPodmanTestDirPrefix = "/tmp/hv-podman-test-";
 
 }  // namespace hv::test

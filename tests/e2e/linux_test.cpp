@@ -189,6 +189,25 @@ TEST_F(LinuxTest, Ext4OnTheIdeDiskPersistsAcrossBoots) {
   run_process({"rm", "-rf", dir});
 }
 
+// virtio-rng over virtio-mmio, found by Debian's kernel through the DSDT (its virtio_mmio has
+// no command-line device list): the kernel picks it as its hardware RNG and reads from it.
+TEST_F(LinuxTest, VirtioRngFoundThroughAcpiFeedsHwrng) {
+  std::vector<std::string> args = hv_args("rng", 1);
+  args.push_back("--rng");
+  ProcessResult r = run_process(args, kBootLimit);
+  ASSERT_FALSE(r.timed_out) << r.out << r.err;
+  ASSERT_EQ(r.exit_status, 0) << r.out << r.err;
+  const std::vector<std::string> lines = lines_with(r.out, "rng: ");
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0], "current virtio_rng.0");
+  ASSERT_TRUE(lines[1].starts_with("bytes ")) << lines[1];
+  const std::string hex = lines[1].substr(6);
+  EXPECT_EQ(hex.size(), 64u) << hex;
+  EXPECT_NE(hex, std::string(64, '0'));
+  EXPECT_EQ(lines[2], "interrupts 1");  // one line: the device's IRQ
+  expect_clean_boot_log(r.out);
+}
+
 TEST_F(LinuxTest, InteractiveShellOnATerminal) {
   std::vector<std::string> args = hv_args("shell", 1);
   TerminalSession session(args);

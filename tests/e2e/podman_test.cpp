@@ -5,7 +5,9 @@
 // keeps its state in its default root, /run/hv: podman drops --runtime-flag from the cleanup
 // command conmon runs when a container exits, so a private root would not see that `delete`.
 // Needs root and podman (tools/install-deps.sh installs it); skipped otherwise.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <array>
@@ -65,6 +67,11 @@ class PodmanTest : public ::testing::Test {
     if (::access("/bin/busybox", X_OK) != 0) {
       GTEST_SKIP() << "/bin/busybox missing: apt-get install busybox-static";
     }
+    // One podman test at a time, even under ctest -j: each checks that nothing of any podman
+    // container is left, which another one running would make false.
+    serial_lock_ = ::open("/tmp/hv-podman-tests.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    ASSERT_GE(serial_lock_, 0);
+    ASSERT_EQ(::flock(serial_lock_, LOCK_EX), 0);
     runtime_ = (fs::path(HV_BINARY).parent_path() / "hv-runc").string();
     ASSERT_TRUE(fs::exists(runtime_)) << runtime_ << " (the build's symlink to hv)";
     char pattern[] = "/tmp/hv-podman-test-XXXXXX";
@@ -90,6 +97,9 @@ class PodmanTest : public ::testing::Test {
 
   void TearDown() override {
     if (dir_.empty()) {
+      if (serial_lock_ >= 0) {
+        ::close(serial_lock_);
+      }
       return;
     }
     podman({"rm", "--all", "--force", "--time", "0"});
@@ -102,6 +112,7 @@ class PodmanTest : public ::testing::Test {
     }
     std::error_code ec;
     fs::remove_all(dir_, ec);
+    ::close(serial_lock_);  // releases the lock
   }
 
   std::vector<std::string> podman_command(const std::vector<std::string>& args) const {
@@ -156,6 +167,7 @@ class PodmanTest : public ::testing::Test {
   std::string runtime_, dir_;
   std::vector<std::string> mounts_before_;
   std::vector<std::vector<std::string>> traces_before_;
+  int serial_lock_ = -1;
 };
 
 TEST_F(PodmanTest, RunPassesOutputAndExitStatus) {
