@@ -13,9 +13,15 @@
 #                    their sha256, unmount, poweroff -f (the persistence test)
 #   hv.run=kallsyms  print the kernel's symbol table, then poweroff -f (Debian's System.map is a
 #                    stub; bench/linux_profile.sh names profiled addresses with this)
+#   hv.run=net       bring up eth0 as hv.ip=ADDR/LEN (default 10.0.2.15/24), ping hv.peer=ADDR
+#                    (default 10.0.2.1), fetch what the peer serves on TCP port 5555 and send
+#                    256 KiB of random data to its port 5556, printing sha256 sums; poweroff -f
+#   hv.run=console   report which terminal the shell's console is, then poweroff -f
 # Kernel modules (from the same package) are loaded with modprobe: virtio_mmio and the virtio
 # drivers when the ACPI tables announce virtio-mmio devices (LNRO0005) or the command line does
 # (virtio_mmio.device=...), and those named in hv.modules=a,b,c (pata_legacy for the IDE disk).
+# When a virtio-console is there (hv run --console virtio), init's input and output and the
+# shell move to it (hvc0); the kernel's own messages stay where console= sends them.
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -28,11 +34,15 @@ run=shell
 modules=""
 disk=""
 iobench_mib=""
+ip_address=10.0.2.15/24
+peer=10.0.2.1
 for arg in $(cat /proc/cmdline); do
   case $arg in
   hv.run=*) run=${arg#hv.run=} ;;
   hv.disk=*) disk=${arg#hv.disk=} ;;
   hv.iobench=*) iobench_mib=${arg#hv.iobench=} ;;
+  hv.ip=*) ip_address=${arg#hv.ip=} ;;
+  hv.peer=*) peer=${arg#hv.peer=} ;;
   hv.modules=*) modules="$modules $(echo "${arg#hv.modules=}" | tr , ' ')" ;;
   virtio_mmio.device=*) modules="$modules virtio_mmio virtio_blk virtio_net virtio_console virtio-rng" ;;
   esac
@@ -43,6 +53,22 @@ fi
 for module in $(echo "$modules" | tr ' ' '\n' | awk 'NF && !seen[$0]++'); do
   modprobe "$module" || echo "hv-init: cannot load module $module"
 done
+
+# A virtio-console (device ID 3) becomes hvc0 once virtio_console has probed it.
+console_tty=""
+if grep -qx 0x0003 /sys/bus/virtio/devices/*/device 2>/dev/null; then
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    [ -c /dev/hvc0 ] && break
+    sleep 0.2
+  done
+  if [ -c /dev/hvc0 ]; then
+    console_tty=/dev/hvc0
+    exec </dev/hvc0 >/dev/hvc0 2>&1
+    echo "hv-init: console on hvc0"
+  else
+    echo "hv-init: a virtio-console is there but /dev/hvc0 did not appear"
+  fi
+fi
 
 selftest() {
   echo "selftest: uname -r $(uname -r)"
@@ -75,6 +101,9 @@ selftest() {
 disktest() {
   dev=${disk:-/dev/sda}
   mkdir -p /mnt
+  if [ -r "/sys/block/${dev#/dev/}/serial" ]; then
+    echo "disk: serial $(cat "/sys/block/${dev#/dev/}/serial")"
+  fi
   if ! mount -t ext4 "$dev" /mnt; then
     echo "disk: cannot mount $dev"
     return
@@ -88,7 +117,35 @@ disktest() {
   umount /mnt && echo "disk: unmounted"
 }
 
+nettest() {
+  ip link set lo up
+  if ! ip addr add "$ip_address" dev eth0 || ! ip link set eth0 up; then
+    echo "net: cannot configure eth0"
+    return
+  fi
+  echo "net: driver $(basename "$(readlink /sys/class/net/eth0/device/driver)")"
+  echo "net: mac $(cat /sys/class/net/eth0/address)"
+  if ping -c 3 -W 10 "$peer" >/dev/null 2>&1; then
+    echo "net: ping ok"
+  else
+    echo "net: ping failed"
+  fi
+  echo "net: tcp-in $(nc "$peer" 5555 </dev/null | sha256sum | cut -d' ' -f1)"
+  head -c 262144 /dev/urandom >/tmp/sent
+  nc "$peer" 5556 </tmp/sent >/dev/null
+  echo "net: tcp-out $(sha256sum </tmp/sent | cut -d' ' -f1)"
+}
+
 case $run in
+net)
+  nettest
+  poweroff -f
+  ;;
+console)
+  echo "console: tty $(tty)"
+  echo "console: kernel console $(cat /sys/class/tty/console/active)"
+  poweroff -f
+  ;;
 rng)
   echo "rng: current $(cat /sys/class/misc/hw_random/rng_current)"
   echo "rng: bytes $(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \n')"
@@ -119,5 +176,11 @@ esac
 
 echo "hv-init: busybox shell on the console; poweroff -f ends the VM, reboot -f restarts it"
 while true; do
-  setsid cttyhack sh -l
+  if [ -n "$console_tty" ]; then
+    # cttyhack would pick the kernel's console (ttyS0); a new session opening hvc0 makes it the
+    # controlling terminal instead.
+    setsid sh -c "exec sh -l <>$console_tty >&0 2>&1"
+  else
+    setsid cttyhack sh -l
+  fi
 done

@@ -49,8 +49,16 @@ void add_run_options(CLI::App& command, RunOptions& o) {
                      "emulator: sample the guest's code address every millisecond and write the "
                      "counts to FILE (bench/linux_profile.sh names the kernel functions)");
   command.add_option("--disk", o.disks,
-                     "disk image: FILE[,ro][,if=virtio|ide] (repeatable; IDE: primary, then "
-                     "secondary channel)");
+                     "disk image: FILE[,ro][,direct][,serial=ID][,if=virtio|ide] (repeatable; "
+                     "virtio-blk by default; IDE: primary, then secondary channel)");
+  command.add_option("--net", o.nets,
+                     "a virtio-net card on a TAP interface: tap=NAME[,mac=52:54:00:12:34:56] "
+                     "(repeatable; the interface is created if missing)");
+  command
+      .add_option("--console", o.console,
+                  "the guest's console device: serial (16550 UART, ttyS0) or virtio "
+                  "(virtio-console, hvc0; the UART stays for early output)")
+      ->capture_default_str();
   command.add_flag("--rng", o.rng, "a virtio-rng device fed by the host's getrandom()");
   command.add_flag("--no-reboot", o.no_reboot,
                    "exit (status 0) when the guest resets instead of restarting it");
@@ -140,6 +148,10 @@ Result<VmConfig> to_config(RunOptions o) {
   for (const std::string& disk : o.disks) {
     c.disks.push_back(HV_TRY(parse_disk_option(disk)));
   }
+  for (const std::string& net : o.nets) {
+    c.nets.push_back(HV_TRY(parse_net_option(net, c.nets.size())));
+  }
+  c.console = HV_TRY(parse_console_option(o.console));
   return c;
 }
 
@@ -181,6 +193,7 @@ void print_exit_counts(const std::string& engine, const std::vector<ExitCount>& 
   }
   print_breakdown(exits, "  port ", kvm ? "port I/O exits by port:" : "port I/O by port:");
   print_breakdown(exits, "  hypercall ", "hypercalls by number:");
+  print_breakdown(exits, "  virtio ", "virtio devices:");
 }
 
 }  // namespace

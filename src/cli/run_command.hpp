@@ -21,7 +21,9 @@ struct RunOptions {
   std::string trace_path;
   std::string profile_path;
   bool no_reboot = false;
-  std::vector<std::string> disks;  // --disk FILE[,ro][,if=virtio|ide]
+  std::vector<std::string> disks;  // --disk FILE[,ro][,direct][,serial=ID][,if=virtio|ide]
+  std::vector<std::string> nets;   // --net tap=NAME[,mac=MAC]
+  std::string console = "serial";
   bool rng = false;
   std::string demo;           // "linux": Debian's kernel and hv's initramfs from the image cache
   bool engine_given = false;  // set by the parser when --engine was on the command line

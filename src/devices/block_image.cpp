@@ -133,7 +133,9 @@ Result<std::unique_ptr<BlockImage>> BlockImage::open(const std::string& path,
 
 std::string BlockImage::serial() const {
   const size_t slash = path_.find_last_of('/');
-  std::string name = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+  std::string name = !options_.serial.empty()     ? options_.serial
+                     : slash == std::string::npos ? path_
+                                                  : path_.substr(slash + 1);
   if (name.size() > kSerialLength) {
     name.resize(kSerialLength);
   }

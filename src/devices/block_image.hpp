@@ -31,6 +31,7 @@ namespace hv {
 struct BlockImageOptions {
   bool read_only = false;
   bool direct = false;  // O_DIRECT: bypass the host page cache
+  std::string serial;   // what the disks report as their serial number; empty: from the name
 };
 
 class BlockImage {
@@ -53,8 +54,8 @@ class BlockImage {
   bool read_only() const { return options_.read_only; }
   bool direct() const { return options_.direct; }
 
-  // The default serial number the disks report: the file name without its directory, cut to
-  // kSerialLength characters, with anything but printable ASCII replaced by '_'.
+  // The serial number the disks report: options.serial, or else the file name without its
+  // directory; cut to kSerialLength characters, anything but printable ASCII replaced by '_'.
   std::string serial() const;
 
   // Fails when [offset, offset + size) is not inside the image (nothing is transferred then), on

@@ -145,6 +145,13 @@ TEST_F(BlockImageTest, SerialReplacesUnprintableCharacters) {
   EXPECT_EQ(image->serial(), "d__j_ vu");
 }
 
+TEST_F(BlockImageTest, SerialGivenInTheOptionsWins) {
+  const std::string path = make_file(pattern(kSector, 2));
+  auto image = BlockImage::open(path, {.serial = "root-disk-0123456789-extra\n"});
+  ASSERT_TRUE(image.ok()) << image.error().to_string();
+  EXPECT_EQ((*image)->serial(), "root-disk-0123456789");
+}
+
 TEST_F(BlockImageTest, WritesReachTheFileAndReadBack) {
   const std::string path = make_file(std::vector<uint8_t>(16 * kSector, 0));
   auto image = open_ok(path);

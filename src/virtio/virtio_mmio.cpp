@@ -1,9 +1,15 @@
 #include "virtio/virtio_mmio.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
+
+#include "vm/engine.hpp"
+#include "vm/io_thread.hpp"
 
 namespace hv {
 namespace {
@@ -81,22 +87,90 @@ void VirtioMmio::write(uint64_t offset, std::span<const uint8_t> data) {
   }
   const auto value = static_cast<uint32_t>(io_value(data));
   if (offset == kQueueNotify) {
-    // No transport lock: the device may take a while, and other vCPUs keep reading
-    // InterruptStatus meanwhile. A reset racing with this is sorted out by the device's lock.
-    if ((status_.load(std::memory_order_acquire) & kVirtioStatusDriverOk) != 0 &&
-        !needs_reset_.load(std::memory_order_acquire) && value < device_->queue_count()) {
-      device_->queue_notify(static_cast<uint16_t>(value));
-    }
+    register_notifies_.fetch_add(1, std::memory_order_relaxed);
+    notify_queue(value);
     return;
   }
   if (offset == kInterruptAck) {
     std::lock_guard lock(interrupt_mutex_);
-    interrupt_status_ &= ~value;
-    update_irq_line();
+    set_interrupt_status(interrupt_status_ & ~value);
     return;
   }
   std::lock_guard lock(register_mutex_);
   write_register(offset, value);
+}
+
+void VirtioMmio::notify_queue(uint32_t queue) {
+  // No transport lock: the device may take a while, and other vCPUs keep reading
+  // InterruptStatus meanwhile. A reset racing with this is sorted out by the device's lock, under
+  // which the device also checks that the queue is ready (the transport's ready flags belong to
+  // the register lock).
+  if ((status_.load(std::memory_order_acquire) & kVirtioStatusDriverOk) != 0 &&
+      !needs_reset_.load(std::memory_order_acquire) && queue < device_->queue_count()) {
+    device_->queue_notify(static_cast<uint16_t>(queue));
+  }
+}
+
+void VirtioMmio::doorbell_rang(uint16_t queue, int event_fd) {
+  uint64_t kicks = 0;
+  if (::read(event_fd, &kicks, sizeof(kicks)) != static_cast<ssize_t>(sizeof(kicks))) {
+    return;  // already consumed: nothing new since the last run
+  }
+  doorbell_notifies_.fetch_add(kicks, std::memory_order_relaxed);
+  doorbell_wakeups_.fetch_add(1, std::memory_order_relaxed);
+  // However many kicks the eventfd summed up, one pass over the queue serves them all.
+  notify_queue(queue);
+}
+
+Result<VirtioFastPath> VirtioMmio::use_io_thread(Engine& engine, IoThread& io,
+                                                 uint64_t window_base) {
+  if (!doorbell_events_.empty() || interrupt_event_.valid()) {
+    return make_error(ExitStatus::HostError, "{}: already uses an I/O thread", name_);
+  }
+  VirtioFastPath fast_path;
+  for (uint16_t queue = 0; queue < queues_.size(); ++queue) {
+    Fd event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!event.valid()) {
+      return Error::from_errno(fmt::format("{}: cannot create a doorbell eventfd", name_));
+    }
+    // The engine first: it cannot take a doorbell back, the I/O thread cannot take a handler
+    // back, and an engine without doorbells says so on the first one.
+    if (!HV_TRY(engine.add_mmio_doorbell(window_base + kQueueNotify, 4, queue, event.get()))) {
+      break;
+    }
+    // Kicks between the two calls wait in the eventfd until the handler reads it.
+    // Kept from here on, even if a later step fails: the engine and the I/O thread know it.
+    const int fd = doorbell_events_.emplace_back(std::move(event)).get();
+    HV_TRY(io.add(fd, [this, queue, fd] { doorbell_rang(queue, fd); }));
+  }
+  fast_path.doorbells = !doorbell_events_.empty();
+
+  Fd interrupt(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!interrupt.valid()) {
+    return Error::from_errno(fmt::format("{}: cannot create an interrupt eventfd", name_));
+  }
+  if (HV_TRY(engine.add_interrupt_event(irq_.gsi(), interrupt.get()))) {
+    std::lock_guard lock(interrupt_mutex_);
+    if (irq_level_) {
+      irq_level_ = false;  // from now on the line is never driven: leave it low
+      irq_.lower();
+    }
+    interrupt_event_ = std::move(interrupt);
+    fast_path.interrupt_event = true;
+    if (interrupt_status_ != 0) {
+      send_interrupt_edge();  // pending before the switch, announced on the line
+    }
+  }
+  return fast_path;
+}
+
+VirtioMmioCounts VirtioMmio::counts() const {
+  VirtioMmioCounts counts;
+  counts.register_notifies = register_notifies_.load(std::memory_order_relaxed);
+  counts.doorbell_notifies = doorbell_notifies_.load(std::memory_order_relaxed);
+  counts.doorbell_wakeups = doorbell_wakeups_.load(std::memory_order_relaxed);
+  counts.interrupt_events = interrupt_events_.load(std::memory_order_relaxed);
+  return counts;
 }
 
 uint32_t VirtioMmio::read_register(uint64_t offset) {
@@ -305,9 +379,8 @@ void VirtioMmio::reset_device() {
   driver_features_ = 0;
   status_.store(0, std::memory_order_release);
   std::lock_guard lock(interrupt_mutex_);
-  interrupt_status_ = 0;
   needs_reset_.store(false, std::memory_order_release);
-  update_irq_line();
+  set_interrupt_status(0);
 }
 
 void VirtioMmio::signal_used_buffers() {
@@ -332,22 +405,37 @@ void VirtioMmio::report_device_error(const Error& error) {
   }
   // The spec asks for a configuration-change notification once the driver is running.
   if ((status_.load(std::memory_order_acquire) & kVirtioStatusDriverOk) != 0) {
-    interrupt_status_ |= kInterruptConfigChange;
-    update_irq_line();
+    set_interrupt_status(interrupt_status_ | kInterruptConfigChange);
   }
 }
 
 void VirtioMmio::raise_interrupt(uint32_t cause) {
   std::lock_guard lock(interrupt_mutex_);
-  interrupt_status_ |= cause;
-  update_irq_line();
+  set_interrupt_status(interrupt_status_ | cause);
 }
 
-void VirtioMmio::update_irq_line() {
+void VirtioMmio::set_interrupt_status(uint32_t status) {
+  const uint32_t added = status & ~interrupt_status_;
+  interrupt_status_ = status;
+  if (interrupt_event_.valid()) {
+    // An edge per newly pending cause; why that suffices is at the top of virtio_mmio.hpp.
+    if (added != 0) {
+      send_interrupt_edge();
+    }
+    return;
+  }
   const bool level = interrupt_status_ != 0;
   if (level != irq_level_) {
     irq_level_ = level;
     irq_.set(level);
+  }
+}
+
+void VirtioMmio::send_interrupt_edge() {
+  const uint64_t one = 1;
+  // Fails only if the counter would overflow, which the engine's constant draining rules out.
+  if (::write(interrupt_event_.get(), &one, sizeof(one)) == static_cast<ssize_t>(sizeof(one))) {
+    interrupt_events_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -13,11 +13,30 @@
 // failure or a malformed ring found later puts the device in DEVICE_NEEDS_RESET: one log line,
 // a configuration-change interrupt if the driver is running, no more processing until reset.
 //
-// The interrupt is a level-triggered line, high while InterruptStatus is nonzero. (A device that
-// later moves to an I/O thread with KVM's irqfd would pulse an edge instead; InterruptStatus
-// still latches the cause for the driver's handler to read and acknowledge.)
+// The interrupt is a level-triggered line, high while InterruptStatus is nonzero.
 //
-// Threading and lock order: see virtio/virtio_device.hpp.
+// The I/O-thread fast path (use_io_thread(), on engines that have KVM's ioeventfd and irqfd):
+//  - each queue gets an eventfd that the engine signals when the guest writes that queue's index
+//    to QueueNotify (a datamatch doorbell), so the kick never leaves the kernel on the vCPU
+//    thread; the I/O thread reads the eventfd and does exactly what the register write does
+//    (same checks, no transport lock either way: see write()). Other QueueNotify writes (a bad
+//    index, a narrow access) still exit to write() as before.
+//  - interrupts leave through an eventfd the engine turns into an edge on the GSI (irqfd), sent
+//    whenever a cause is added to InterruptStatus that was not already pending; the line is
+//    never driven. That loses nothing with Linux's vm_interrupt(), which reads InterruptStatus,
+//    writes the same bits to InterruptAck and only then scans the rings: a used buffer pushed
+//    while its bit is still pending is seen by the scan that follows the acknowledgement, and
+//    one pushed after the acknowledgement sets the bit anew, which sends a new edge. A cause
+//    added between the handler's read and its acknowledgement (config change while only "used
+//    buffer" was read) is not acknowledged and sends its own edge, which the interrupt
+//    controller latches while the handler runs. An edge for a cause already pending would only
+//    make the guest's handler find InterruptStatus 0 (a spurious interrupt), so none is sent.
+//    This matches the ACPI tables, which declare the virtio IRQs edge-triggered.
+// On an engine without them (the emulator) nothing changes: notifications run on the vCPU
+// thread and the interrupt is the level-triggered line.
+//
+// Threading and lock order: see virtio/virtio_device.hpp. The I/O thread that runs the doorbell
+// handlers must be stopped before the transport is destroyed.
 #pragma once
 
 #include <atomic>
@@ -30,6 +49,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.hpp"
+#include "common/fd.hpp"
 #include "virtio/virtio_device.hpp"
 #include "virtio/virtqueue.hpp"
 #include "vm/guest_memory.hpp"
@@ -72,6 +93,24 @@ inline constexpr uint32_t kInterruptUsedBuffer = 0x1;
 inline constexpr uint32_t kInterruptConfigChange = 0x2;
 }  // namespace virtio_mmio
 
+class Engine;
+class IoThread;
+
+// What use_io_thread() could move off the vCPU thread.
+struct VirtioFastPath {
+  bool doorbells = false;        // QueueNotify writes of a queue index signal the I/O thread
+  bool interrupt_event = false;  // interrupts are edges sent through an eventfd
+};
+
+// How notifications reached the device and interrupts left it, for tests and benchmarks (vCPU
+// exits per MiB: every register notify is one exit, a doorbell notify is none).
+struct VirtioMmioCounts {
+  uint64_t register_notifies = 0;  // QueueNotify writes that reached write() on a vCPU thread
+  uint64_t doorbell_notifies = 0;  // QueueNotify writes that only signalled a doorbell eventfd
+  uint64_t doorbell_wakeups = 0;   // I/O-thread handler runs (several writes may coalesce)
+  uint64_t interrupt_events = 0;   // edges sent through the interrupt eventfd
+};
+
 class VirtioMmio final : public IoDevice, private VirtioTransport {
  public:
   static constexpr uint64_t kRegionSize = 0x200;
@@ -95,6 +134,15 @@ class VirtioMmio final : public IoDevice, private VirtioTransport {
   // Replaces the default (stderr). Set before the device is reachable from the guest.
   void set_error_log(ErrorLog log) { error_log_ = std::move(log); }
 
+  // Moves queue notifications onto `io` and interrupts onto an eventfd where `engine` can (see
+  // the top of this file); `window_base` is where this transport's window is on the MMIO bus,
+  // the interrupt goes to the GSI of the IrqLine the transport was made with. Each part the
+  // engine lacks stays as it was. Call once, before the guest runs and before `io` starts; `io`
+  // must be stopped before this transport is destroyed (its handlers call into it). The
+  // transport owns the eventfds: destroy the engine before it (before the Machine).
+  Result<VirtioFastPath> use_io_thread(Engine& engine, IoThread& io, uint64_t window_base);
+  VirtioMmioCounts counts() const;
+
  private:
   // VirtioTransport, for the device.
   void signal_used_buffers() override;
@@ -108,8 +156,12 @@ class VirtioMmio final : public IoDevice, private VirtioTransport {
   void activate_device();
   void reset_device();
   bool queue_configurable() const;
+  // What a guest write of `queue` to QueueNotify does, from either path.
+  void notify_queue(uint32_t queue);
+  void doorbell_rang(uint16_t queue, int event_fd);  // on the I/O thread
   void raise_interrupt(uint32_t cause);
-  void update_irq_line();  // interrupt_mutex_ held
+  void set_interrupt_status(uint32_t status);  // interrupt_mutex_ held
+  void send_interrupt_edge();                  // interrupt_mutex_ held, interrupt_event_ valid
 
   const IrqLine irq_;
   const std::unique_ptr<VirtioDevice> device_;
@@ -128,11 +180,19 @@ class VirtioMmio final : public IoDevice, private VirtioTransport {
   // Written under register_mutex_; read without it on the notify path.
   std::atomic<uint32_t> status_{0};
 
+  // One per queue once use_io_thread() found doorbells; set before the guest runs, then fixed.
+  std::vector<Fd> doorbell_events_;
+  std::atomic<uint64_t> register_notifies_{0};
+  std::atomic<uint64_t> doorbell_notifies_{0};
+  std::atomic<uint64_t> doorbell_wakeups_{0};
+
   // Lock 3 (a leaf): the interrupt state.
   std::mutex interrupt_mutex_;
   uint32_t interrupt_status_ = 0;
   bool irq_level_ = false;
-  std::atomic<bool> needs_reset_{false};  // written under interrupt_mutex_
+  Fd interrupt_event_;                         // valid: edges go through it instead of irq_
+  std::atomic<uint64_t> interrupt_events_{0};  // written under interrupt_mutex_
+  std::atomic<bool> needs_reset_{false};       // written under interrupt_mutex_
   std::atomic<uint32_t> config_generation_{0};
 };
 

@@ -8,17 +8,24 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "devices/device_test_support.hpp"
+#include "virtio/virtio_fast_path_test_support.hpp"
 #include "virtio/virtio_test_support.hpp"
+#include "vm/io_thread.hpp"
 
 namespace hv {
 namespace {
 
 using namespace virtio_mmio;
 using device_test::TestMachine;
+using virtio_test::eventually;
+using virtio_test::FakeEngine;
 using virtio_test::MmioDriver;
+using virtio_test::ring;
+using virtio_test::take;
 using virtio_test::test_layout;
 
 constexpr uint32_t kGsi = 7;
@@ -56,6 +63,7 @@ class FakeDevice final : public VirtioDevice {
   void queue_notify(uint16_t queue) override {
     std::lock_guard lock(mutex);
     notified.push_back(queue);
+    notify_threads.push_back(std::this_thread::get_id());
   }
   void reset() override {
     std::lock_guard lock(mutex);
@@ -77,6 +85,7 @@ class FakeDevice final : public VirtioDevice {
   std::span<Virtqueue> queues;
   VirtioTransport* transport = nullptr;
   std::vector<uint16_t> notified;
+  std::vector<std::thread::id> notify_threads;
 };
 
 class VirtioMmioTest : public ::testing::Test {
@@ -105,6 +114,20 @@ class VirtioMmioTest : public ::testing::Test {
   std::unique_ptr<VirtioMmio> mmio;
   std::unique_ptr<MmioDriver> driver;
   std::vector<std::string> log;
+};
+
+constexpr uint64_t kWindow = 0xd000'0000;
+
+class VirtioMmioFastPathTest : public VirtioMmioTest {
+ protected:
+  std::vector<uint16_t> notified() {
+    std::lock_guard lock(fake->mutex);
+    return fake->notified;
+  }
+  // The doorbell handler has run `wakeups` times in all.
+  bool handled(uint64_t wakeups) {
+    return eventually([&] { return mmio->counts().doorbell_wakeups >= wakeups; });
+  }
 };
 
 TEST_F(VirtioMmioTest, ProbeRegisters) {
@@ -387,6 +410,139 @@ TEST_F(VirtioMmioTest, DestructionResetsTheDevice) {
 TEST_F(VirtioMmioTest, KernelCommandLineFragmentUsesLinuxSyntax) {
   EXPECT_EQ(kernel_cmdline_fragment(0xd000'0000, 5), "virtio_mmio.device=512@0xd0000000:5");
   EXPECT_EQ(kernel_cmdline_fragment(0x1'0000'0200, 12), "virtio_mmio.device=512@0x100000200:12");
+}
+
+TEST_F(VirtioMmioFastPathTest, RegistersADatamatchDoorbellPerQueueAndTheInterruptEvent) {
+  FakeEngine engine(true, true);
+  std::unique_ptr<IoThread> io = *IoThread::create("hv-test-io");
+  Result<VirtioFastPath> fast_path = mmio->use_io_thread(engine, *io, kWindow);
+  ASSERT_TRUE(fast_path.ok()) << fast_path.error().to_string();
+  EXPECT_TRUE(fast_path->doorbells);
+  EXPECT_TRUE(fast_path->interrupt_event);
+  ASSERT_EQ(engine.doorbells.size(), 2u);
+  for (uint16_t queue = 0; queue < 2; ++queue) {
+    EXPECT_EQ(engine.doorbells[queue].address, kWindow + kQueueNotify);
+    EXPECT_EQ(engine.doorbells[queue].length, 4u);
+    EXPECT_EQ(engine.doorbells[queue].value, std::optional<uint64_t>(queue));
+  }
+  EXPECT_NE(engine.doorbells[0].event_fd, engine.doorbells[1].event_fd);
+  ASSERT_EQ(engine.interrupt_events.size(), 1u);
+  EXPECT_EQ(engine.interrupt_events[0].gsi, kGsi);
+  // Once is all: the engine cannot take doorbells back.
+  EXPECT_FALSE(mmio->use_io_thread(engine, *io, kWindow).ok());
+}
+
+TEST_F(VirtioMmioFastPathTest, DoorbellNotifiesOnTheIoThreadWithTheRegisterChecks) {
+  FakeEngine engine(true, false);
+  std::unique_ptr<IoThread> io = *IoThread::create("hv-test-io");
+  ASSERT_TRUE(mmio->use_io_thread(engine, *io, kWindow).ok());
+  ASSERT_EQ(engine.doorbells.size(), 2u);
+  const int queue0 = engine.doorbells[0].event_fd;
+  const int queue1 = engine.doorbells[1].event_fd;
+  ASSERT_TRUE(io->start().ok());
+
+  ring(queue0);  // before DRIVER_OK: ignored, as a register write would be
+  ASSERT_TRUE(handled(1));
+  EXPECT_TRUE(notified().empty());
+
+  bring_up();
+  ring(queue1, 2);  // two kicks the eventfd summed up: one pass over the queue
+  ASSERT_TRUE(handled(2));
+  EXPECT_EQ(notified(), (std::vector<uint16_t>{1}));
+  {
+    std::lock_guard lock(fake->mutex);
+    ASSERT_EQ(fake->notify_threads.size(), 1u);
+    EXPECT_NE(fake->notify_threads[0], std::this_thread::get_id());
+  }
+  // Writes the doorbells do not match (here: a bad index) still reach the registers.
+  driver->kick(0);
+  driver->kick(5);
+  EXPECT_EQ(notified(), (std::vector<uint16_t>{1, 0}));
+
+  fake->transport->report_device_error(Error{"virtqueue 0: broken", 0, ExitStatus::GuestCrashed});
+  ring(queue0);  // DEVICE_NEEDS_RESET: ignored
+  ASSERT_TRUE(handled(3));
+  driver->reset();
+  ring(queue0);  // reset: ignored
+  ASSERT_TRUE(handled(4));
+  EXPECT_EQ(notified(), (std::vector<uint16_t>{1, 0}));
+
+  bring_up();
+  ring(queue0);
+  ASSERT_TRUE(handled(5));
+  EXPECT_EQ(notified(), (std::vector<uint16_t>{1, 0, 0}));
+
+  const VirtioMmioCounts counts = mmio->counts();
+  EXPECT_EQ(counts.doorbell_notifies, 6u);
+  EXPECT_EQ(counts.doorbell_wakeups, 5u);
+  EXPECT_EQ(counts.register_notifies, 2u);
+  EXPECT_EQ(counts.interrupt_events, 0u);
+  io->stop();  // before the transport goes
+}
+
+TEST_F(VirtioMmioFastPathTest, InterruptIsAnEdgePerNewlyPendingCauseAndNeverTheLine) {
+  FakeEngine engine(false, true);
+  std::unique_ptr<IoThread> io = *IoThread::create("hv-test-io");
+  Result<VirtioFastPath> fast_path = mmio->use_io_thread(engine, *io, kWindow);
+  ASSERT_TRUE(fast_path.ok());
+  EXPECT_FALSE(fast_path->doorbells);
+  ASSERT_TRUE(fast_path->interrupt_event);
+  const int interrupt = engine.interrupt_events[0].event_fd;
+  bring_up();
+
+  fake->transport->signal_used_buffers();
+  EXPECT_EQ(take(interrupt), 1u);
+  EXPECT_EQ(driver->interrupt_status(), kInterruptUsedBuffer);
+  // Still pending: the driver's handler has not acknowledged it and will see the new buffer too.
+  fake->transport->signal_used_buffers();
+  EXPECT_EQ(take(interrupt), 0u);
+  // A new cause while the handler may already have read InterruptStatus: an edge of its own.
+  fake->transport->signal_config_change();
+  EXPECT_EQ(take(interrupt), 1u);
+  driver->acknowledge(kInterruptUsedBuffer);
+  EXPECT_EQ(take(interrupt), 0u);  // acknowledging sends nothing
+  fake->transport->signal_used_buffers();
+  EXPECT_EQ(take(interrupt), 1u);
+  driver->acknowledge(kInterruptUsedBuffer | kInterruptConfigChange);
+  fake->transport->report_device_error(Error{"virtqueue 0: broken", 0, ExitStatus::GuestCrashed});
+  EXPECT_EQ(take(interrupt), 1u);
+  EXPECT_EQ(driver->interrupt_status(), kInterruptConfigChange);
+
+  EXPECT_EQ(mmio->counts().interrupt_events, 4u);
+  EXPECT_EQ(tm.irqs.calls(kGsi), 0);
+}
+
+TEST_F(VirtioMmioFastPathTest, AnInterruptPendingAtTheSwitchIsSentAgainAsAnEdge) {
+  bring_up();
+  fake->transport->signal_used_buffers();
+  ASSERT_TRUE(tm.irqs.level(kGsi));
+  FakeEngine engine(false, true);
+  std::unique_ptr<IoThread> io = *IoThread::create("hv-test-io");
+  ASSERT_TRUE(mmio->use_io_thread(engine, *io, kWindow).ok());
+  EXPECT_FALSE(tm.irqs.level(kGsi));  // never driven again, so not left high
+  EXPECT_EQ(take(engine.interrupt_events.at(0).event_fd), 1u);
+  EXPECT_EQ(driver->interrupt_status(), kInterruptUsedBuffer);
+}
+
+TEST_F(VirtioMmioFastPathTest, WithoutEngineFastPathsEverythingStaysOnTheVcpuThread) {
+  FakeEngine engine(false, false);
+  std::unique_ptr<IoThread> io = *IoThread::create("hv-test-io");
+  Result<VirtioFastPath> fast_path = mmio->use_io_thread(engine, *io, kWindow);
+  ASSERT_TRUE(fast_path.ok());
+  EXPECT_FALSE(fast_path->doorbells);
+  EXPECT_FALSE(fast_path->interrupt_event);
+  bring_up();
+  driver->kick(1);
+  EXPECT_EQ(notified(), (std::vector<uint16_t>{1}));
+  EXPECT_EQ(fake->notify_threads.at(0), std::this_thread::get_id());
+  fake->transport->signal_used_buffers();
+  EXPECT_TRUE(tm.irqs.level(kGsi));
+  driver->acknowledge(kInterruptUsedBuffer);
+  EXPECT_FALSE(tm.irqs.level(kGsi));
+  const VirtioMmioCounts counts = mmio->counts();
+  EXPECT_EQ(counts.register_notifies, 1u);
+  EXPECT_EQ(counts.doorbell_notifies, 0u);
+  EXPECT_EQ(counts.interrupt_events, 0u);
 }
 
 }  // namespace

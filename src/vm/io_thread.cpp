@@ -33,7 +33,7 @@ IoThread::~IoThread() {
 Status IoThread::add(int fd, Handler handler) {
   {
     std::lock_guard lock(mutex_);
-    handlers_[fd] = std::move(handler);
+    handlers_[fd] = Watch{std::move(handler), false};
   }
   epoll_event event{};
   event.events = EPOLLIN;
@@ -43,6 +43,46 @@ Status IoThread::add(int fd, Handler handler) {
     handlers_.erase(fd);
     return Error::from_errno(fmt::format("cannot watch descriptor {} on I/O thread {}", fd, name_));
   }
+  return {};
+}
+
+Status IoThread::pause(int fd) {
+  std::lock_guard lock(mutex_);
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) {
+    return make_error(ExitStatus::HostError, "I/O thread {} does not watch descriptor {}", name_,
+                      fd);
+  }
+  if (it->second.paused) {
+    return {};
+  }
+  // Removed from the set rather than left with no events: epoll reports errors and hang-ups
+  // whatever the event mask says, and a paused descriptor must not wake the thread at all.
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0) {
+    return Error::from_errno(fmt::format("cannot pause descriptor {} on I/O thread {}", fd, name_));
+  }
+  it->second.paused = true;
+  return {};
+}
+
+Status IoThread::resume(int fd) {
+  std::lock_guard lock(mutex_);
+  auto it = handlers_.find(fd);
+  if (it == handlers_.end()) {
+    return make_error(ExitStatus::HostError, "I/O thread {} does not watch descriptor {}", name_,
+                      fd);
+  }
+  if (!it->second.paused) {
+    return {};
+  }
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = fd;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+    return Error::from_errno(
+        fmt::format("cannot resume descriptor {} on I/O thread {}", fd, name_));
+  }
+  it->second.paused = false;
   return {};
 }
 
@@ -85,10 +125,12 @@ void IoThread::loop() {
       {
         std::lock_guard lock(mutex_);
         auto it = handlers_.find(fd);
-        if (it == handlers_.end()) {
+        // Paused by an earlier handler of this batch (or another thread) after epoll_wait
+        // collected the event.
+        if (it == handlers_.end() || it->second.paused) {
           continue;
         }
-        handler = it->second;
+        handler = it->second.handler;
       }
       handler();
     }

@@ -4,7 +4,9 @@
 // the kernel reports the descriptors ready.
 //
 // Handlers are added before start() or from a handler; stop() (or the destructor) ends the thread
-// after the handler that is running, if any.
+// after the handler that is running, if any. A descriptor can be paused and resumed from any
+// thread, a handler included: a device with nowhere to put what its descriptor carries (a TAP
+// frame and no guest buffer) stops watching it instead of being woken again and again.
 #pragma once
 
 #include <functional>
@@ -31,6 +33,11 @@ class IoThread {
   // Runs `handler` each time `fd` is readable (level-triggered: the handler must consume what
   // made it readable, e.g. read the eventfd). `fd` must stay open until the thread has stopped.
   Status add(int fd, Handler handler);
+  // Stops watching `fd` (added before) until resume(): its handler does not run, not even for an
+  // event the thread has already collected. Pausing a paused descriptor, or resuming a watched
+  // one, does nothing.
+  Status pause(int fd);
+  Status resume(int fd);
   Status start();
   void stop();
 
@@ -43,7 +50,11 @@ class IoThread {
   Fd epoll_;
   Fd wake_;  // an eventfd that stop() signals
   std::mutex mutex_;
-  std::unordered_map<int, Handler> handlers_;  // guarded by mutex_
+  struct Watch {
+    Handler handler;
+    bool paused = false;
+  };
+  std::unordered_map<int, Watch> handlers_;  // guarded by mutex_
   std::thread thread_;
 };
 

@@ -70,5 +70,46 @@ TEST(IoThread, AddingABadDescriptorFails) {
   EXPECT_FALSE((*io)->start().ok());
 }
 
+TEST(IoThread, APausedDescriptorIsNotWatchedUntilResumed) {
+  auto io = IoThread::create("hv-io-test");
+  ASSERT_TRUE(io.ok()) << io.error().to_string();
+  Fd ready(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  std::atomic<int> runs{0};
+  // The handler leaves the eventfd readable and pauses it itself, as a device with nowhere to put
+  // the data would: level-triggered, it would otherwise run again at once.
+  ASSERT_TRUE((*io)
+                  ->add(ready.get(),
+                        [&] {
+                          ++runs;
+                          EXPECT_TRUE((*io)->pause(ready.get()).ok());
+                        })
+                  .ok());
+  ASSERT_TRUE((*io)->start().ok());
+  signal(ready.get());
+  EXPECT_TRUE(eventually([&] { return runs == 1; }));
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE((*io)->pause(ready.get()).ok());  // already paused: nothing changes
+
+  // Resumed from another thread: still readable, so the handler runs (and pauses) again.
+  EXPECT_TRUE((*io)->resume(ready.get()).ok());
+  EXPECT_TRUE(eventually([&] { return runs == 2; }));
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(drain(ready.get()), 1u);
+  EXPECT_TRUE((*io)->resume(ready.get()).ok());
+  EXPECT_TRUE((*io)->resume(ready.get()).ok());  // already watched: nothing changes
+  signal(ready.get());
+  EXPECT_TRUE(eventually([&] { return runs == 3; }));
+}
+
+TEST(IoThread, PausingAnUnknownDescriptorFails) {
+  auto io = IoThread::create("hv-io-test");
+  ASSERT_TRUE(io.ok());
+  Fd unknown(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  EXPECT_FALSE((*io)->pause(unknown.get()).ok());
+  EXPECT_FALSE((*io)->resume(unknown.get()).ok());
+}
+
 }  // namespace
 }  // namespace hv

@@ -1,10 +1,13 @@
 #include "vmm/vm_runner.hpp"
 
+#include <net/if.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdlib>
 #include <thread>
 
@@ -14,11 +17,17 @@
 #include "devices/block_image.hpp"
 #include "devices/pc_platform.hpp"
 #include "devices/serial_16550.hpp"
+#include "devices/tap_device.hpp"
 #include "emu/emu_engine.hpp"
 #include "kvm/kvm_engine.hpp"
+#include "virtio/virtio_blk.hpp"
+#include "virtio/virtio_console.hpp"
 #include "virtio/virtio_mmio.hpp"
+#include "virtio/virtio_net.hpp"
 #include "virtio/virtio_rng.hpp"
+#include "vm/io_thread.hpp"
 #include "vmm/console.hpp"
+#include "vmm/virtio_io.hpp"
 
 namespace hv {
 
@@ -107,21 +116,27 @@ Status validate(const VmConfig& config) {
     return make_error(ExitStatus::Usage, "--cpus {} is out of range (1..{})", config.cpu_count,
                       kMaximumCpus);
   }
-  size_t ide_disks = 0;
-  for (const DiskConfig& disk : config.disks) {
-    if (disk.interface == DiskConfig::Interface::Ide) {
-      ++ide_disks;
-    } else {
-      return make_error(ExitStatus::Usage,
-                        "--disk {}: virtio disks are not available yet (use if=ide)", disk.path);
-    }
-  }
+  const auto ide_disks = static_cast<size_t>(
+      std::ranges::count(config.disks, DiskConfig::Interface::Ide, &DiskConfig::interface));
   if (ide_disks > kMaximumIdeDisks) {
     return make_error(ExitStatus::Usage,
                       "{} IDE disks: a PC has {} legacy IDE channels (one disk on each here)",
                       ide_disks, kMaximumIdeDisks);
   }
+  if (const size_t virtio = virtio_device_count(config); virtio > kMaximumVirtioDevices) {
+    return make_error(ExitStatus::Usage,
+                      "{} virtio devices (disks, network cards, console, rng): hv has interrupt "
+                      "lines for {}",
+                      virtio, kMaximumVirtioDevices);
+  }
   return {};
+}
+
+size_t virtio_device_count(const VmConfig& config) {
+  const auto virtio_disks = static_cast<size_t>(
+      std::ranges::count(config.disks, DiskConfig::Interface::Virtio, &DiskConfig::interface));
+  return virtio_disks + config.nets.size() + (config.console == ConsoleDevice::Virtio ? 1 : 0) +
+         (config.rng ? 1 : 0);
 }
 
 Result<DiskConfig> parse_disk_option(std::string_view text) {
@@ -136,17 +151,98 @@ Result<DiskConfig> parse_disk_option(std::string_view text) {
     const std::string_view option = text.substr(comma + 1, next - comma - 1);
     if (option == "ro") {
       disk.read_only = true;
+    } else if (option == "direct") {
+      disk.direct = true;
+    } else if (option.starts_with("serial=")) {
+      disk.serial = std::string(option.substr(7));
     } else if (option == "if=ide") {
       disk.interface = DiskConfig::Interface::Ide;
     } else if (option == "if=virtio") {
       disk.interface = DiskConfig::Interface::Virtio;
     } else {
-      return make_error(ExitStatus::Usage,
-                        "--disk '{}': unknown option '{}' (ro, if=virtio or if=ide)", text, option);
+      return make_error(
+          ExitStatus::Usage,
+          "--disk '{}': unknown option '{}' (ro, direct, serial=ID, if=virtio or if=ide)", text,
+          option);
     }
     comma = next;
   }
   return disk;
+}
+
+namespace {
+
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
+  std::array<uint8_t, 6> mac{};
+  std::string_view rest = text;
+  for (size_t i = 0; i < mac.size(); ++i) {
+    if (i > 0) {
+      if (rest.empty() || rest.front() != ':') {
+        return make_error(ExitStatus::Usage, "'{}' is not a MAC address like 52:54:00:12:34:56",
+                          text);
+      }
+      rest.remove_prefix(1);
+    }
+    auto [end, ec] =
+        std::from_chars(rest.data(), rest.data() + std::min<size_t>(rest.size(), 2), mac[i], 16);
+    if (ec != std::errc() || end != rest.data() + std::min<size_t>(rest.size(), 2) ||
+        rest.size() < 2) {
+      return make_error(ExitStatus::Usage, "'{}' is not a MAC address like 52:54:00:12:34:56",
+                        text);
+    }
+    rest.remove_prefix(2);
+  }
+  if (!rest.empty()) {
+    return make_error(ExitStatus::Usage, "'{}' is not a MAC address like 52:54:00:12:34:56", text);
+  }
+  if ((mac[0] & 1) != 0) {
+    return make_error(ExitStatus::Usage,
+                      "MAC address {} is a multicast address (the first byte must be even)", text);
+  }
+  return mac;
+}
+
+}  // namespace
+
+Result<NetConfig> parse_net_option(std::string_view text, size_t index) {
+  NetConfig net;
+  net.mac = {0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + index)};
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string_view option = text.substr(start, comma - start);
+    if (option.starts_with("tap=")) {
+      net.tap = std::string(option.substr(4));
+    } else if (option.starts_with("mac=")) {
+      net.mac = HV_TRY(parse_mac(option.substr(4)));
+    } else {
+      return make_error(ExitStatus::Usage, "--net '{}': unknown option '{}' (tap=NAME, mac=MAC)",
+                        text, option);
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    start = comma + 1;
+  }
+  if (net.tap.empty()) {
+    return make_error(ExitStatus::Usage, "--net '{}': the TAP interface is missing (tap=NAME)",
+                      text);
+  }
+  if (net.tap.size() >= IFNAMSIZ) {
+    return make_error(ExitStatus::Usage, "--net '{}': interface name '{}' is longer than {}", text,
+                      net.tap, IFNAMSIZ - 1);
+  }
+  return net;
+}
+
+Result<ConsoleDevice> parse_console_option(std::string_view text) {
+  if (text == "serial") {
+    return ConsoleDevice::Serial;
+  }
+  if (text == "virtio") {
+    return ConsoleDevice::Virtio;
+  }
+  return make_error(ExitStatus::Usage, "--console '{}': expected serial or virtio", text);
 }
 
 namespace {
@@ -161,8 +257,10 @@ struct OpenDisks {
 Result<OpenDisks> open_disks(const VmConfig& config) {
   OpenDisks disks;
   for (const DiskConfig& disk : config.disks) {
-    disks.images.emplace_back(&disk,
-                              HV_TRY(BlockImage::open(disk.path, {.read_only = disk.read_only})));
+    disks.images.emplace_back(
+        &disk, HV_TRY(BlockImage::open(
+                   disk.path,
+                   {.read_only = disk.read_only, .direct = disk.direct, .serial = disk.serial})));
   }
   return disks;
 }
@@ -193,17 +291,50 @@ Status install_disks(Machine& machine, const OpenDisks& disks) {
   return {};
 }
 
-// The virtio devices of the configuration, in the order their windows and IRQs are handed out.
-std::vector<std::unique_ptr<VirtioDevice>> make_virtio_devices(const VmConfig& config) {
+// The TAP interfaces of the network cards, opened once for the whole run, reboots included.
+struct OpenNets {
+  std::vector<std::unique_ptr<TapDevice>> taps;  // one per config.nets entry
+};
+
+Result<OpenNets> open_nets(const VmConfig& config) {
+  OpenNets nets;
+  for (const NetConfig& net : config.nets) {
+    nets.taps.push_back(HV_TRY(TapDevice::open(net.tap, /*vnet_header=*/true)));
+  }
+  return nets;
+}
+
+// The virtio devices of one boot, as the machine owns them.
+struct VirtioDevices {
+  std::vector<VirtioMmio*> transports;  // window i at kVirtioMmioBase + i * kVirtioMmioStride
+  VirtioConsole* console = nullptr;     // with --console virtio
+};
+
+// The virtio devices of the configuration, in the order their windows and IRQs are handed out
+// (and the DSDT lists them, so that Linux names disks vda, vdb, ... in --disk order).
+Result<std::vector<std::unique_ptr<VirtioDevice>>> make_virtio_devices(const VmConfig& config,
+                                                                       const OpenDisks& disks,
+                                                                       const OpenNets& nets,
+                                                                       IoThread& io,
+                                                                       CharSink* console_output) {
   std::vector<std::unique_ptr<VirtioDevice>> devices;
+  for (const auto& [disk, image] : disks.images) {
+    if (disk->interface == DiskConfig::Interface::Virtio) {
+      devices.push_back(std::make_unique<VirtioBlk>(*image));
+    }
+  }
+  for (size_t i = 0; i < nets.taps.size(); ++i) {
+    auto net = std::make_unique<VirtioNet>(*nets.taps[i], config.nets[i].mac);
+    HV_TRY(net->attach(io));
+    devices.push_back(std::move(net));
+  }
+  if (config.console == ConsoleDevice::Virtio) {
+    devices.push_back(std::make_unique<VirtioConsole>(console_output));
+  }
   if (config.rng) {
     devices.push_back(std::make_unique<VirtioRng>());
   }
   return devices;
-}
-
-size_t virtio_device_count(const VmConfig& config) {
-  return config.rng ? 1 : 0;
 }
 
 // The virtio devices as the DSDT announces them: Debian's kernel, like most distribution kernels,
@@ -217,30 +348,67 @@ std::vector<acpi::MmioDevice> virtio_acpi_devices(const VmConfig& config) {
   return devices;
 }
 
-Status install_virtio_devices(Machine& machine, const VmConfig& config) {
-  std::vector<std::unique_ptr<VirtioDevice>> devices = make_virtio_devices(config);
+// Network cards receive on `io`, which must be stopped before the machine is destroyed.
+Result<VirtioDevices> install_virtio_devices(Machine& machine, const VmConfig& config,
+                                             const OpenDisks& disks, const OpenNets& nets,
+                                             IoThread& io, CharSink* console_output) {
+  VirtioDevices installed;
+  std::vector<std::unique_ptr<VirtioDevice>> devices =
+      HV_TRY(make_virtio_devices(config, disks, nets, io, console_output));
   for (size_t i = 0; i < devices.size(); ++i) {
+    if (auto* console = dynamic_cast<VirtioConsole*>(devices[i].get())) {
+      installed.console = console;
+    }
     VirtioMmio* transport = machine.own(std::make_unique<VirtioMmio>(
         machine.memory(), machine.irq_line(kVirtioIrqs[i]), std::move(devices[i])));
     HV_TRY(machine.mmio().add(kVirtioMmioBase + i * kVirtioMmioStride, VirtioMmio::kRegionSize,
                               transport));
+    installed.transports.push_back(transport);
   }
-  return {};
+  return installed;
+}
+
+// How each virtio device was driven, as "  virtio ..." breakdown entries of the exit counts: a
+// QueueNotify that reached the device model on a vCPU thread cost an exit (or, on the emulator,
+// an MMIO write), one that rang a KVM doorbell did not.
+void append_virtio_counts(const VirtioDevices& virtio, std::vector<ExitCount>& exits) {
+  for (size_t i = 0; i < virtio.transports.size(); ++i) {
+    const VirtioMmio& transport = *virtio.transports[i];
+    const VirtioMmioCounts counts = transport.counts();
+    const std::string device =
+        fmt::format("{}@{:#x}", transport.name(), kVirtioMmioBase + i * kVirtioMmioStride);
+    exits.push_back(
+        {fmt::format("  virtio {} notifies on the vCPU", device), counts.register_notifies});
+    exits.push_back(
+        {fmt::format("  virtio {} notifies by doorbell", device), counts.doorbell_notifies});
+    exits.push_back(
+        {fmt::format("  virtio {} interrupts by irqfd", device), counts.interrupt_events});
+  }
 }
 
 // One boot of the guest: a fresh machine, devices, firmware tables and vCPUs, run until it stops.
 Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, const OpenDisks& disks,
-                            TerminationSignals& signals, Clock::time_point deadline) {
+                            const OpenNets& nets, TerminationSignals& signals,
+                            Clock::time_point deadline) {
   std::unique_ptr<Machine> machine =
       HV_TRY(Machine::create({.memory_bytes = config.memory_bytes, .cpu_count = config.cpu_count}));
   FdSink console_output(config.console_output_fd);
+  // Device work that does not belong on a vCPU thread (frames arriving on a TAP). Declared after
+  // the machine, so it stops before the devices its handlers use are destroyed.
+  std::unique_ptr<IoThread> io = HV_TRY(IoThread::create("hv-io"));
   PcDevices devices{};
   HV_TRY(install_pc_devices(*machine, &console_output, &devices));
   HV_TRY(install_disks(*machine, disks));
-  HV_TRY(install_virtio_devices(*machine, config));
+  const VirtioDevices virtio =
+      HV_TRY(install_virtio_devices(*machine, config, disks, nets, *io, &console_output));
   BootPlan plan = HV_TRY(load_kernel(machine->memory(), boot));
 
   std::unique_ptr<Engine> engine = HV_TRY(create_engine(config, *machine));
+  // On KVM, queue notifications (ioeventfd) and interrupts (irqfd) bypass the vCPU threads: the
+  // device work runs here. Null on the emulator. Declared after the engine and the machine, so
+  // it stops before either is destroyed.
+  const std::unique_ptr<IoThread> virtio_io = HV_TRY(
+      start_virtio_io_thread(*engine, virtio.transports, kVirtioMmioBase, kVirtioMmioStride));
   std::vector<std::unique_ptr<Vcpu>> vcpus;
   for (uint32_t i = 0; i < config.cpu_count; ++i) {
     vcpus.push_back(HV_TRY(engine->create_vcpu(i)));
@@ -250,11 +418,17 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
   for (auto& vcpu : vcpus) {
     machine->stop().on_stop([v = vcpu.get()] { v->kick(); });
   }
-  ConsoleInput input(
-      config.console_input_fd,
-      [serial = devices.serial](std::span<const uint8_t> bytes) { return serial->receive(bytes); },
-      machine->stop());
+  ConsoleInput::Deliver deliver = [serial = devices.serial](std::span<const uint8_t> bytes) {
+    return serial->receive(bytes);
+  };
+  if (virtio.console != nullptr) {
+    deliver = [console = virtio.console](std::span<const uint8_t> bytes) {
+      return console->receive(bytes);
+    };
+  }
+  ConsoleInput input(config.console_input_fd, std::move(deliver), machine->stop());
   HV_TRY(input.start());
+  HV_TRY(io->start());
 
   std::vector<std::thread> threads;
   for (auto& vcpu : vcpus) {
@@ -287,7 +461,9 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
     t.join();
   }
   input.stop();
-  return VmOutcome{reason, engine->exit_counts()};
+  std::vector<ExitCount> exits = engine->exit_counts();
+  append_virtio_counts(virtio, exits);
+  return VmOutcome{reason, std::move(exits)};
 }
 
 }  // namespace
@@ -312,11 +488,12 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
   }
 
   const OpenDisks disks = HV_TRY(open_disks(config));
+  const OpenNets nets = HV_TRY(open_nets(config));
   TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
   // --timeout bounds the whole run, restarts included.
   const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
   for (;;) {
-    VmOutcome outcome = HV_TRY(boot_once(config, boot, disks, signals, deadline));
+    VmOutcome outcome = HV_TRY(boot_once(config, boot, disks, nets, signals, deadline));
     if (outcome.reason.kind != StopKind::Reset || !config.restart_on_reset) {
       return outcome;
     }

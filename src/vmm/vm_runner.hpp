@@ -2,10 +2,13 @@
 // readable sequence: memory, devices, firmware tables, kernel, engine, vCPUs, console, wait.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "boot/kernel_loader.hpp"
@@ -20,11 +23,29 @@ struct DiskConfig {
   enum class Interface { Virtio, Ide };
   std::string path;
   bool read_only = false;
+  bool direct = false;  // O_DIRECT: the host's page cache is bypassed
+  std::string serial;   // empty: derived from the file name
   Interface interface = Interface::Virtio;
 };
 
-// `--disk FILE[,ro][,if=virtio|ide]`: the options after the file name, in any order.
+// `--disk FILE[,ro][,direct][,serial=ID][,if=virtio|ide]`: the options after the file name, in
+// any order.
 Result<DiskConfig> parse_disk_option(std::string_view text);
+
+// A virtio-net card and its host end.
+struct NetConfig {
+  std::string tap;  // the TAP interface, created if it does not exist
+  std::array<uint8_t, 6> mac{};
+};
+
+// `--net tap=NAME[,mac=52:54:00:12:34:56]`; without a MAC the card gets 52:54:00:12:34:(56 +
+// index), QEMU's scheme, so that several cards differ.
+Result<NetConfig> parse_net_option(std::string_view text, size_t index);
+
+// Which device carries the guest's console (the terminal's input and the guest's output): the
+// 16550 UART (ttyS0), or a virtio-console (hvc0). The UART exists either way, for early output.
+enum class ConsoleDevice { Serial, Virtio };
+Result<ConsoleDevice> parse_console_option(std::string_view text);
 
 // The legacy IDE channels a PC has, each with one disk (the master): primary 0x1f0/0x3f6 on
 // IRQ 14, secondary 0x170/0x376 on IRQ 15.
@@ -47,6 +68,8 @@ struct VmConfig {
   int console_input_fd = 0;
   int console_output_fd = 1;
   std::vector<DiskConfig> disks;
+  std::vector<NetConfig> nets;
+  ConsoleDevice console = ConsoleDevice::Serial;
   bool rng = false;  // virtio-rng, fed by the host's getrandom()
 };
 
@@ -56,6 +79,7 @@ struct VmConfig {
 constexpr uint64_t kVirtioMmioBase = 0xd000'0000;
 constexpr uint64_t kVirtioMmioStride = 0x1000;
 inline constexpr uint32_t kVirtioIrqs[] = {5, 6, 7, 10, 11, 3};
+constexpr size_t kMaximumVirtioDevices = std::size(kVirtioIrqs);
 
 struct VmOutcome {
   StopReason reason;
@@ -64,6 +88,9 @@ struct VmOutcome {
 
 constexpr uint64_t kMinimumMemory = 2ull << 20;
 constexpr uint32_t kMaximumCpus = 64;
+
+// How many virtio-mmio windows the configuration needs.
+size_t virtio_device_count(const VmConfig& config);
 
 // Checks sizes against the host before anything is allocated.
 Status validate(const VmConfig& config);
