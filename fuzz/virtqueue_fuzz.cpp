@@ -1,6 +1,7 @@
 // libFuzzer target: a hostile driver against the virtqueue code and the virtio-mmio transport.
 // The input becomes the guest's 64 KiB of RAM (rings, descriptors, indirect tables, all of it)
-// and a script of register writes; a virtio-rng or an "echo" device (copies every chain's
+// and a script of register writes; a device model (virtio-rng, virtio-blk on a scratch image,
+// virtio-console's transmit or receive queue) or an "echo" device (copies every chain's
 // readable bytes into its writable ones) then serves whatever the rings say. Any outcome but a
 // crash or a sanitizer report is fine: malformed rings must end in DEVICE_NEEDS_RESET.
 //
@@ -8,22 +9,30 @@
 //   [0]      queue size: 1 << (b % 9), or b itself when bit 7 is set (often not a power of two)
 //   [1]      bit 0 INDIRECT_DESC, bit 1 EVENT_IDX, bit 2 echo device instead of rng,
 //            bit 3 fold descriptor addresses into RAM (lets the fuzzer reach the data paths),
-//            bit 4 skip VERSION_1 (negotiation must fail cleanly)
+//            bit 4 skip VERSION_1 (negotiation must fail cleanly),
+//            bits 5-6 the device: 0 rng (or echo, bit 2), 1 blk, 2 console transmitq,
+//            3 console receiveq (console input offered before every kick)
 //   [2..7]   descriptor table, available ring, used ring offsets (16 bits each, unaligned allowed)
 //   [8]      number of kicks (0..15); between kicks the available index advances by [9]
 //   [10]     number of extra register writes, each 5 bytes (register/4, value) from [11] on
 //   rest     guest RAM, from address 0
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <vector>
 
+#include "devices/block_image.hpp"
+#include "devices/char_sink.hpp"
+#include "virtio/virtio_blk.hpp"
+#include "virtio/virtio_console.hpp"
 #include "virtio/virtio_mmio.hpp"
 #include "virtio/virtio_rng.hpp"
 #include "virtio/virtqueue.hpp"
@@ -32,6 +41,31 @@
 namespace {
 
 constexpr uint64_t kRamSize = 64 * 1024;
+
+class DiscardSink final : public hv::CharSink {
+ public:
+  void write(std::span<const uint8_t>) override {}
+};
+
+// One scratch image for every run (opening and locking a file per input would dominate); what
+// earlier inputs wrote to it does not matter. Unlinked at once: nothing is left behind.
+hv::BlockImage& scratch_image() {
+  static std::unique_ptr<hv::BlockImage> image = [] {
+    char path[] = "/tmp/hv-virtqueue-fuzz-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0 || ::ftruncate(fd, 64 * 512) != 0) {
+      std::abort();
+    }
+    ::close(fd);
+    auto opened = hv::BlockImage::open(path);
+    ::unlink(path);
+    if (!opened.ok()) {
+      std::abort();
+    }
+    return std::move(*opened);
+  }();
+  return *image;
+}
 
 class EchoDevice final : public hv::VirtioDevice {
  public:
@@ -159,11 +193,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
+  static DiscardSink console_output;
   std::unique_ptr<hv::VirtioDevice> device;
-  if ((flags & 4) != 0) {
-    device = std::make_unique<EchoDevice>();
-  } else {
-    device = std::make_unique<hv::VirtioRng>();
+  hv::VirtioConsole* console = nullptr;
+  uint32_t fuzzed_queue = 0;
+  switch ((flags >> 5) & 3) {
+    case 0:
+      if ((flags & 4) != 0) {
+        device = std::make_unique<EchoDevice>();
+      } else {
+        device = std::make_unique<hv::VirtioRng>();
+      }
+      break;
+    case 1:
+      device = std::make_unique<hv::VirtioBlk>(scratch_image());
+      break;
+    default:
+      device = std::make_unique<hv::VirtioConsole>(&console_output);
+      console = static_cast<hv::VirtioConsole*>(device.get());
+      fuzzed_queue = ((flags >> 5) & 3) == 2 ? hv::VirtioConsole::kTransmitQueue
+                                             : hv::VirtioConsole::kReceiveQueue;
+      break;
   }
   hv::VirtioMmio mmio(memory, hv::IrqLine(), std::move(device));
   mmio.set_error_log([](std::string_view) {});
@@ -185,7 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write32(mmio, kDriverFeatures, static_cast<uint32_t>(features >> 32));
   write32(mmio, kStatus,
           hv::kVirtioStatusAcknowledge | hv::kVirtioStatusDriver | hv::kVirtioStatusFeaturesOk);
-  write32(mmio, kQueueSel, 0);
+  write32(mmio, kQueueSel, fuzzed_queue);
   write32(mmio, kQueueNum, queue_size);
   write32(mmio, kQueueDescLow, static_cast<uint32_t>(desc_table));
   write32(mmio, kQueueDriverLow, static_cast<uint32_t>(avail_ring));
@@ -199,7 +249,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   for (unsigned i = 0; i < kicks; ++i) {
-    write32(mmio, kQueueNotify, 0);
+    if (console != nullptr && fuzzed_queue == hv::VirtioConsole::kReceiveQueue) {
+      const uint8_t input[] = "console input from the host\n";
+      console->receive(std::span<const uint8_t>(input, sizeof(input) - 1));
+    }
+    write32(mmio, kQueueNotify, fuzzed_queue);
     write32(mmio, kInterruptAck, read32(mmio, kInterruptStatus));
     // The driver makes more entries available (the ring's contents are whatever RAM holds).
     if (avail_ring + 4 <= kRamSize) {
@@ -209,8 +263,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::memcpy(ram + avail_ring + 2, &idx, sizeof(idx));
     }
   }
-  uint8_t config[4];
-  mmio.read(kConfig, config);
+  uint8_t config[8];
+  mmio.read(kConfig, std::span<uint8_t>(config, 4));
+  mmio.read(kConfig + 4, std::span<uint8_t>(config + 4, 4));
   write32(mmio, kStatus, 0);
   return 0;
 }
