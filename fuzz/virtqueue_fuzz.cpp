@@ -11,15 +11,19 @@
 //            bit 3 fold descriptor addresses into RAM (lets the fuzzer reach the data paths),
 //            bit 4 skip VERSION_1 (negotiation must fail cleanly),
 //            bits 5-6 the device: 0 rng (or echo, bit 2), 1 blk, 2 console transmitq,
-//            3 console receiveq (console input offered before every kick)
+//            3 console receiveq (console input offered before every kick),
+//            bit 7 virtio-net's transmitq instead (frames go to a TAP interface in the fuzzer's
+//            own network namespace; only where the fuzzer may create one, i.e. as root)
 //   [2..7]   descriptor table, available ring, used ring offsets (16 bits each, unaligned allowed)
 //   [8]      number of kicks (0..15); between kicks the available index advances by [9]
 //   [10]     number of extra register writes, each 5 bytes (register/4, value) from [11] on
 //   rest     guest RAM, from address 0
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -31,9 +35,11 @@
 
 #include "devices/block_image.hpp"
 #include "devices/char_sink.hpp"
+#include "devices/tap_device.hpp"
 #include "virtio/virtio_blk.hpp"
 #include "virtio/virtio_console.hpp"
 #include "virtio/virtio_mmio.hpp"
+#include "virtio/virtio_net.hpp"
 #include "virtio/virtio_rng.hpp"
 #include "virtio/virtqueue.hpp"
 #include "vm/guest_memory.hpp"
@@ -46,6 +52,19 @@ class DiscardSink final : public hv::CharSink {
  public:
   void write(std::span<const uint8_t>) override {}
 };
+
+// A TAP interface for virtio-net, in a network namespace of the fuzzer's own so that nothing
+// reaches the host's network; null where the fuzzer may not create one.
+hv::TapDevice* scratch_tap() {
+  static std::unique_ptr<hv::TapDevice> tap = []() -> std::unique_ptr<hv::TapDevice> {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      return nullptr;
+    }
+    auto opened = hv::TapDevice::open("hvfuzz0", /*vnet_header=*/true);
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }();
+  return tap.get();
+}
 
 // One scratch image for every run (opening and locking a file per input would dominate); what
 // earlier inputs wrote to it does not matter. Unlinked at once: nothing is left behind.
@@ -197,7 +216,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<hv::VirtioDevice> device;
   hv::VirtioConsole* console = nullptr;
   uint32_t fuzzed_queue = 0;
-  switch ((flags >> 5) & 3) {
+  hv::TapDevice* tap = (flags & 0x80) != 0 ? scratch_tap() : nullptr;
+  switch (tap != nullptr ? 4 : (flags >> 5) & 3) {
+    case 4:
+      device =
+          std::make_unique<hv::VirtioNet>(*tap, std::array<uint8_t, 6>{0x52, 0x54, 0, 0, 0, 1});
+      fuzzed_queue = hv::VirtioNet::kTransmitQueue;
+      break;
     case 0:
       if ((flags & 4) != 0) {
         device = std::make_unique<EchoDevice>();

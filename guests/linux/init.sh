@@ -17,6 +17,8 @@
 #                    (default 10.0.2.1), fetch what the peer serves on TCP port 5555 and send
 #                    256 KiB of random data to its port 5556, printing sha256 sums; poweroff -f
 #   hv.run=console   report which terminal the shell's console is, then poweroff -f
+#   hv.run=consolebench  write 1 MiB of text lines to the console terminal (hvc0 with a
+#                    virtio-console, else ttyS0) and report the time it took, poweroff -f
 # Kernel modules (from the same package) are loaded with modprobe: virtio_mmio and the virtio
 # drivers when the ACPI tables announce virtio-mmio devices (LNRO0005) or the command line does
 # (virtio_mmio.device=...), and those named in hv.modules=a,b,c (pata_legacy for the IDE disk).
@@ -139,6 +141,16 @@ nettest() {
 case $run in
 net)
   nettest
+  poweroff -f
+  ;;
+consolebench)
+  tty=${console_tty:-/dev/ttyS0}
+  awk 'BEGIN { for (i = 0; i < 16384; i++) printf "%063d\n", i }' >/tmp/lines
+  read -r u0 _ </proc/uptime
+  cat /tmp/lines >"$tty"
+  read -r u1 _ </proc/uptime
+  c0=${u0%.*}${u0#*.} c1=${u1%.*}${u1#*.}
+  echo "consolebench: $tty 1048576 bytes in $((c1 - c0)) cs"
   poweroff -f
   ;;
 console)
