@@ -87,18 +87,9 @@ void VirtioBlk::queue_notify(uint16_t queue) {
 }
 
 Status VirtioBlk::serve_requests() {
-  bool pushed = false;
-  do {
-    queue_->disable_notification();
-    while (HV_TRY(queue_->pop(chain_))) {
-      HV_TRY(queue_->push_used(chain_.head(), execute()));
-      pushed = true;
-    }
-  } while (HV_TRY(queue_->enable_notification()));
-  if (pushed && queue_->should_notify()) {
-    transport_->signal_used_buffers();
-  }
-  return {};
+  return drain_queue(*queue_, chain_, *transport_, [this](const DescriptorChain&) {
+    return execute();  // works on chain_
+  });
 }
 
 bool VirtioBlk::in_range(uint64_t sector, uint64_t length) const {

@@ -110,38 +110,29 @@ Status VirtioConsole::transmit() {
   if (tx_ == nullptr || !tx_->ready()) {
     return {};
   }
-  bool pushed = false;
-  do {
-    tx_->disable_notification();
-    while (HV_TRY(tx_->pop(chain_))) {
-      tx_bytes_.clear();
-      for (std::span<const uint8_t> buffer : chain_.readable()) {
-        // One write per chain, except that a huge chain goes out in kMaxWrite pieces.
-        if (tx_bytes_.size() + buffer.size() > kMaxWrite && !tx_bytes_.empty()) {
-          if (sink_ != nullptr) {
-            sink_->write(tx_bytes_);
-          }
-          tx_bytes_.clear();
+  return drain_queue(*tx_, chain_, *transport_, [this](const DescriptorChain& chain) {
+    tx_bytes_.clear();
+    for (std::span<const uint8_t> buffer : chain.readable()) {
+      // One write per chain, except that a huge chain goes out in kMaxWrite pieces.
+      if (tx_bytes_.size() + buffer.size() > kMaxWrite && !tx_bytes_.empty()) {
+        if (sink_ != nullptr) {
+          sink_->write(tx_bytes_);
         }
-        while (buffer.size() > kMaxWrite) {
-          if (sink_ != nullptr) {
-            sink_->write(buffer.first(kMaxWrite));
-          }
-          buffer = buffer.subspan(kMaxWrite);
+        tx_bytes_.clear();
+      }
+      while (buffer.size() > kMaxWrite) {
+        if (sink_ != nullptr) {
+          sink_->write(buffer.first(kMaxWrite));
         }
-        tx_bytes_.insert(tx_bytes_.end(), buffer.begin(), buffer.end());
+        buffer = buffer.subspan(kMaxWrite);
       }
-      if (sink_ != nullptr && !tx_bytes_.empty()) {
-        sink_->write(tx_bytes_);
-      }
-      HV_TRY(tx_->push_used(chain_.head(), 0));
-      pushed = true;
+      tx_bytes_.insert(tx_bytes_.end(), buffer.begin(), buffer.end());
     }
-  } while (HV_TRY(tx_->enable_notification()));
-  if (pushed && tx_->should_notify()) {
-    transport_->signal_used_buffers();
-  }
-  return {};
+    if (sink_ != nullptr && !tx_bytes_.empty()) {
+      sink_->write(tx_bytes_);
+    }
+    return uint32_t{0};
+  });
 }
 
 }  // namespace hv

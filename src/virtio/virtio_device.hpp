@@ -70,6 +70,27 @@ struct VirtioActivation {
   VirtioTransport* transport = nullptr;
 };
 
+// Serves every chain the driver has made available on `queue` until the ring stays empty with
+// notifications re-enabled (so that no kick made meanwhile is missed), then sends a used-buffer
+// notification if the driver asked for one. `serve(chain)` handles one chain and returns its used
+// length. An error is the ring's (a malformed chain): the caller reports it.
+template <typename Serve>
+Status drain_queue(Virtqueue& queue, DescriptorChain& chain, VirtioTransport& transport,
+                   Serve&& serve) {
+  bool pushed = false;
+  do {
+    queue.disable_notification();
+    while (HV_TRY(queue.pop(chain))) {
+      HV_TRY(queue.push_used(chain.head(), serve(chain)));
+      pushed = true;
+    }
+  } while (HV_TRY(queue.enable_notification()));
+  if (pushed && queue.should_notify()) {
+    transport.signal_used_buffers();
+  }
+  return {};
+}
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;

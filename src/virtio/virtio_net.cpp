@@ -212,19 +212,10 @@ Status VirtioNet::transmit() {
   if (!tx_->ready()) {
     return {};
   }
-  bool pushed = false;
-  do {
-    tx_->disable_notification();
-    while (HV_TRY(tx_->pop(tx_chain_))) {
-      transmit_chain();
-      HV_TRY(tx_->push_used(tx_chain_.head(), 0));
-      pushed = true;
-    }
-  } while (HV_TRY(tx_->enable_notification()));
-  if (pushed && tx_->should_notify()) {
-    transport_->signal_used_buffers();
-  }
-  return {};
+  return drain_queue(*tx_, tx_chain_, *transport_, [this](const DescriptorChain&) {
+    transmit_chain();  // works on tx_chain_
+    return uint32_t{0};
+  });
 }
 
 void VirtioNet::transmit_chain() {

@@ -57,18 +57,7 @@ void VirtioRng::queue_notify(uint16_t queue) {
 }
 
 Status VirtioRng::serve_requests() {
-  bool pushed = false;
-  do {
-    queue_->disable_notification();
-    while (HV_TRY(queue_->pop(chain_))) {
-      HV_TRY(queue_->push_used(chain_.head(), fill_with_random(chain_)));
-      pushed = true;
-    }
-  } while (HV_TRY(queue_->enable_notification()));
-  if (pushed && queue_->should_notify()) {
-    transport_->signal_used_buffers();
-  }
-  return {};
+  return drain_queue(*queue_, chain_, *transport_, fill_with_random);
 }
 
 uint32_t VirtioRng::fill_with_random(const DescriptorChain& chain) {
