@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang clang-format nasm binutils
   libfmt-dev libcli11-dev nlohmann-json3-dev libzydis-dev libxbyak-dev libseccomp-dev libcap-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libhttp-parser-dev
   qemu-system-x86 util-linux hyperfine busybox-static iproute2 e2fsprogs
   podman conmon netavark crun runc
 )

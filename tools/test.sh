@@ -36,16 +36,18 @@ ninja -C build/asan -j "$jobs" hv_unit_tests
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" --timeout 300)
 
-echo "== fuzz smoke run (libFuzzer + ASan/UBSan, clang): decoder, kernel loaders, config.json, virtqueues, 20 s each"
+echo "== fuzz smoke run (libFuzzer + ASan/UBSan, clang): decoder, kernel loaders, config.json, virtqueues, HTTP requests, 20 s each"
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHV_FUZZ=ON -DHV_BUILD_GUESTS=OFF -DHV_BUILD_BENCH=OFF >/dev/null
-ninja -C build/fuzz -j "$jobs" decoder_fuzz kernel_loader_fuzz oci_config_fuzz virtqueue_fuzz
+ninja -C build/fuzz -j "$jobs" decoder_fuzz kernel_loader_fuzz oci_config_fuzz virtqueue_fuzz http_request_fuzz
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/decoder" "$corpus/loader" "$corpus/oci" "$corpus/virtqueue"
+mkdir -p "$corpus/decoder" "$corpus/loader" "$corpus/oci" "$corpus/virtqueue" "$corpus/http"
 cp build/ci/guests/*.elf build/ci/guests/*.bin "$corpus/loader/" 2>/dev/null || true
 build/fuzz/fuzz/decoder_fuzz -seed=1 -max_total_time=20 "$corpus/decoder" 2>&1 | tail -1
 build/fuzz/fuzz/kernel_loader_fuzz -seed=1 -max_total_time=20 -max_len=65536 "$corpus/loader" 2>&1 | tail -1
 build/ci/hv oci spec --bundle "$corpus/oci"
 build/fuzz/fuzz/oci_config_fuzz -seed=1 -max_total_time=20 "$corpus/oci" 2>&1 | tail -1
 build/fuzz/fuzz/virtqueue_fuzz -seed=1 -max_total_time=20 "$corpus/virtqueue" 2>&1 | tail -1
+printf '\x20POST /v1/guests?a=b HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n' >"$corpus/http/seed"
+build/fuzz/fuzz/http_request_fuzz -seed=1 -max_total_time=20 "$corpus/http" 2>&1 | tail -1

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/size.hpp"
+#include "container/container_config.hpp"
 #include "container/oci_config.hpp"
 #include "container/runtime.hpp"
 #include "container/runtime_log.hpp"
@@ -210,45 +211,36 @@ void add_container_commands(CLI::App& container, ContainerRunOptions& o) {
 }
 
 int run_container_command(const ContainerRunOptions& o) {
-  Result<oci::Config> parsed =
-      container::parse_oci_config(container::default_oci_config_json(false));
-  if (!parsed.ok()) {
-    return finish(std::move(parsed).error());
-  }
-  oci::Config config = std::move(*parsed);
+  container::SimpleContainer simple;
   std::error_code ec;
-  config.root.path = std::filesystem::absolute(o.rootfs, ec).lexically_normal().string();
-  config.root.readonly = false;
-  if (::access(config.root.path.c_str(), X_OK) != 0) {
+  simple.rootfs = std::filesystem::absolute(o.rootfs, ec).lexically_normal().string();
+  if (::access(simple.rootfs.c_str(), X_OK) != 0) {
     return finish(make_error(ExitStatus::FileMissing,
                              "the container's root {} is not an accessible directory",
-                             config.root.path));
+                             simple.rootfs));
   }
-  config.hostname = o.hostname;
-  config.process->args = o.command;
-  config.process->terminal = ::isatty(STDIN_FILENO) != 0;
-  if (o.net == "host") {
-    std::erase_if(config.linux.namespaces,
-                  [](const oci::Namespace& ns) { return ns.type == oci::NamespaceType::Network; });
-  }
-  oci::Resources& resources = config.linux.resources.emplace();
+  simple.args = o.command;
+  simple.hostname = o.hostname;
+  simple.host_network = o.net == "host";
+  simple.terminal = ::isatty(STDIN_FILENO) != 0;
   if (!o.memory.empty()) {
     Result<uint64_t> bytes = parse_size(o.memory);
     if (!bytes.ok()) {
       return finish(std::move(bytes).error());
     }
-    resources.memory.emplace().limit = static_cast<int64_t>(*bytes);
-    resources.memory->swap = static_cast<int64_t>(*bytes);
+    simple.memory_bytes = *bytes;
   }
   if (o.pids > 0) {
-    resources.pids_limit = o.pids;
+    simple.pids = o.pids;
   }
   if (o.cpus > 0) {
-    constexpr uint64_t kPeriod = 100'000;
-    oci::CpuLimits& cpu = resources.cpu.emplace();
-    cpu.period = kPeriod;
-    cpu.quota = static_cast<int64_t>(o.cpus * kPeriod);
+    simple.cpus = o.cpus;
   }
+  Result<oci::Config> built = container::simple_container_config(simple);
+  if (!built.ok()) {
+    return finish(std::move(built).error());
+  }
+  oci::Config config = std::move(*built);
   const container::RuntimeContext context;
   container::CreateOptions create;
   create.id = fmt::format("hv-run-{}", ::getpid());

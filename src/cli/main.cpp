@@ -5,11 +5,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/container_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/supervisor_command.hpp"
 #include "common/exit_status.hpp"
 
 int main(int argc, char** argv) {
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
   CLI::App* container = app.add_subcommand("container", "run a command in a container");
   hv::cli::add_container_commands(*container, container_options);
 
+  hv::cli::SupervisorCommandOptions supervisor_options;
+  hv::cli::add_supervisor_commands(app, supervisor_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -64,6 +69,9 @@ int main(int argc, char** argv) {
   }
   if (container->parsed()) {
     return hv::cli::run_container_command(container_options);
+  }
+  if (std::optional<int> status = hv::cli::run_supervisor_command(app, supervisor_options)) {
+    return *status;
   }
   return hv::to_int(hv::ExitStatus::Usage);
 }

@@ -6,14 +6,22 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
+#include <optional>
 #include <string_view>
 
 #include "common/size.hpp"
+#include "supervisor/guest_record.hpp"
+#include "supervisor/guest_spec.hpp"
+#include "supervisor/monitor.hpp"
 #include "vmm/vm_runner.hpp"
 
 namespace hv::cli {
 
 void add_run_options(CLI::App& command, RunOptions& o) {
+  command.add_option("-f,--file", o.spec_file,
+                     "run the guest a JSON guest spec describes (machine or container; the format "
+                     "`hv create -f` takes), in the foreground, without a supervisor");
   command
       .add_option("--engine", o.engine,
                   "CPU engine: kvm (hardware-assisted) or emulate (software CPU)")
@@ -62,6 +70,10 @@ void add_run_options(CLI::App& command, RunOptions& o) {
   command.add_flag("--rng", o.rng, "a virtio-rng device fed by the host's getrandom()");
   command.add_flag("--no-reboot", o.no_reboot,
                    "exit (status 0) when the guest resets instead of restarting it");
+  command.add_flag("--sandbox", o.sandbox,
+                   "confine the VMM before the guest runs: a private mount namespace whose root "
+                   "holds only the device nodes it needs, no capabilities, and seccomp "
+                   "allow-lists per thread (needs root; see docs/security.md)");
 }
 
 namespace {
@@ -145,6 +157,7 @@ Result<VmConfig> to_config(RunOptions o) {
   c.profile_path = o.profile_path;
   c.restart_on_reset = !o.no_reboot;
   c.rng = o.rng;
+  c.sandbox = o.sandbox;
   for (const std::string& disk : o.disks) {
     c.disks.push_back(HV_TRY(parse_disk_option(disk)));
   }
@@ -196,13 +209,46 @@ void print_exit_counts(const std::string& engine, const std::vector<ExitCount>& 
   print_breakdown(exits, "  virtio ", "virtio devices:");
 }
 
+// `hv run -f`: the spec's machine, or its container, here in the foreground.
+Result<VmConfig> config_from_spec(const RunOptions& options, std::optional<GuestSpec>* container) {
+  if (!options.kernel.empty() || !options.demo.empty() || !options.initrds.empty() ||
+      !options.disks.empty() || !options.nets.empty()) {
+    return make_error(ExitStatus::Usage,
+                      "-f takes the whole guest from the spec: --kernel, --demo, --initrd, "
+                      "--disk and --net go in the spec instead");
+  }
+  const std::string text = HV_TRY(read_text_file(options.spec_file));
+  std::error_code ec;
+  const std::string base =
+      std::filesystem::absolute(options.spec_file, ec).parent_path().lexically_normal().string();
+  Result<GuestSpec> spec = parse_guest_spec(text, base);
+  if (!spec.ok()) {
+    return Error{fmt::format("{}: {}", options.spec_file, spec.error().message), 0,
+                 spec.error().status};
+  }
+  if (!spec->is_machine()) {
+    container->emplace(std::move(*spec));
+    return VmConfig{};
+  }
+  VmConfig config = HV_TRY(to_vm_config(*spec));
+  // Confined as under the supervisor where hv may confine itself (root).
+  config.sandbox = options.sandbox || ::geteuid() == 0;
+  config.trace_exits = options.trace_exits;
+  return config;
+}
+
 }  // namespace
 
 int run_command(const RunOptions& options) {
-  Result<VmConfig> config = to_config(options);
+  std::optional<GuestSpec> container;
+  Result<VmConfig> config =
+      options.spec_file.empty() ? to_config(options) : config_from_spec(options, &container);
   if (!config) {
     fmt::print(stderr, "hv: error: {}\n", config.error().to_string());
     return to_int(config.error().status);
+  }
+  if (container) {
+    return run_container_in_foreground(*container, "/run/hv");
   }
   Result<VmOutcome> outcome = run_vm(*config);
   if (!outcome) {

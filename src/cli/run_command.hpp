@@ -25,6 +25,8 @@ struct RunOptions {
   std::vector<std::string> nets;   // --net tap=NAME[,mac=MAC]
   std::string console = "serial";
   bool rng = false;
+  std::string spec_file;      // -f: a guest spec (supervisor/guest_spec.hpp) instead of the options
+  bool sandbox = false;       // --sandbox: confine the VMM (mount jail, no capabilities, seccomp)
   std::string demo;           // "linux": Debian's kernel and hv's initramfs from the image cache
   bool engine_given = false;  // set by the parser when --engine was on the command line
   bool cmdline_given = false;

@@ -920,8 +920,8 @@ void forward_signals_to(pid_t pid) {
   }
 }
 
-Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options,
-                     const oci::Config& config, bool detach) {
+Result<ContainerExit> run_impl(const RuntimeContext& context, const CreateOptions& options,
+                               const oci::Config& config, bool detach) {
   Created created = HV_TRY(create_impl(context, options, config, !detach));
   StateStore store(context.root);
   {
@@ -936,7 +936,7 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
     }
   }
   if (detach) {
-    return 0;
+    return ContainerExit{};
   }
   // The runtime stays the container's parent: it forwards signals and reaps it.
   forward_signals_to(created.pid);
@@ -964,7 +964,7 @@ Result<int> run_impl(const RuntimeContext& context, const CreateOptions& options
         options.id, oom_kills, oom_kills == 1 ? "" : "es",
         WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? ", its main process among them" : "");
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return ContainerExit{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), oom_kills};
 }
 
 Result<oci::Process> exec_process_spec(const ContainerState& state, const ExecOptions& options) {
@@ -1181,11 +1181,16 @@ Status start_container(const RuntimeContext& context, const std::string& id) {
 Result<int> run_container(const RuntimeContext& context, const CreateOptions& options,
                           bool detach) {
   oci::Config config = HV_TRY(load_oci_bundle_config(options.bundle));
-  return run_impl(context, options, config, detach);
+  return HV_TRY(run_impl(context, options, config, detach)).status;
 }
 
 Result<int> run_container_from(const RuntimeContext& context, const CreateOptions& options,
                                oci::Config config) {
+  return HV_TRY(run_impl(context, options, config, false)).status;
+}
+
+Result<ContainerExit> run_container_to_end(const RuntimeContext& context,
+                                           const CreateOptions& options, oci::Config config) {
   return run_impl(context, options, config, false);
 }
 

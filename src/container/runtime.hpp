@@ -3,6 +3,7 @@
 #pragma once
 
 #include <csignal>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,14 @@ Status start_container(const RuntimeContext& context, const std::string& id);
 Result<int> run_container(const RuntimeContext& context, const CreateOptions& options, bool detach);
 Result<int> run_container_from(const RuntimeContext& context, const CreateOptions& options,
                                oci::Config config);
+// The same in the foreground, with what ended the process: its status and the OOM kills counted
+// in the container's cgroup (read before the cgroup goes).
+struct ContainerExit {
+  int status = 0;
+  uint64_t oom_kills = 0;
+};
+Result<ContainerExit> run_container_to_end(const RuntimeContext& context,
+                                           const CreateOptions& options, oci::Config config);
 
 struct ExecOptions {
   std::string id;

@@ -1,5 +1,7 @@
 #include "devices/timer_service.hpp"
 
+#include "vmm/sandbox.hpp"
+
 namespace hv {
 
 TimerService::TimerService() : thread_([this] { run(); }) {}
@@ -67,6 +69,7 @@ void TimerService::remove(TimerId id) {
 }
 
 void TimerService::run() {
+  confine_this_thread(ThreadRole::Timer);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (schedule_.empty()) {

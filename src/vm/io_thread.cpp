@@ -8,6 +8,8 @@
 #include <array>
 #include <cerrno>
 
+#include "vmm/sandbox.hpp"
+
 namespace hv {
 
 Result<std::unique_ptr<IoThread>> IoThread::create(std::string name) {
@@ -90,9 +92,13 @@ Status IoThread::start() {
   if (thread_.joinable()) {
     return make_error(ExitStatus::HostError, "I/O thread {} is already running", name_);
   }
-  thread_ = std::thread([this] { loop(); });
-  // The name shows in top -H and in crash reports (15 characters at most).
-  ::pthread_setname_np(thread_.native_handle(), name_.substr(0, 15).c_str());
+  thread_ = std::thread([this] {
+    // The name shows in top -H and in crash reports (15 characters at most). Set by the thread
+    // itself (prctl), which needs no /proc/self/task/N/comm: the sandbox has no /proc.
+    ::pthread_setname_np(pthread_self(), name_.substr(0, 15).c_str());
+    confine_this_thread(ThreadRole::Io);
+    loop();
+  });
   return {};
 }
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <vector>
 
+#include "vmm/sandbox.hpp"
+
 namespace hv {
 
 namespace {
@@ -50,7 +52,10 @@ Status ConsoleInput::start() {
       ::tcsetattr(input_fd_, TCSANOW, &t);
     }
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    confine_this_thread(ThreadRole::Console);
+    loop();
+  });
   return {};
 }
 

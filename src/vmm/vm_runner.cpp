@@ -9,6 +9,7 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "common/fd.hpp"
@@ -27,6 +28,7 @@
 #include "virtio/virtio_rng.hpp"
 #include "vm/io_thread.hpp"
 #include "vmm/console.hpp"
+#include "vmm/sandbox.hpp"
 #include "vmm/virtio_io.hpp"
 
 namespace hv {
@@ -39,6 +41,14 @@ uint64_t host_memory_bytes() {
   return pages > 0 && page_size > 0 ? static_cast<uint64_t>(pages) * page_size : 0;
 }
 
+// Lets tests and unusual hosts point hv at another KVM device node.
+std::string kvm_device_path() {
+  if (const char* device = std::getenv("HV_KVM_DEVICE"); device != nullptr && *device != 0) {
+    return device;
+  }
+  return kvm::KvmOptions{}.device_path;
+}
+
 Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& machine) {
   if (config.engine == "kvm") {
     kvm::KvmHostInfo host = kvm::KvmHostInfo::probe();
@@ -46,10 +56,7 @@ Result<std::unique_ptr<Engine>> create_engine(const VmConfig& config, Machine& m
       fmt::print(stderr, "{}\n", note);
     }
     kvm::KvmOptions options{.trace_exits = config.trace_exits};
-    // Lets tests and unusual hosts point hv at another KVM device node.
-    if (const char* device = std::getenv("HV_KVM_DEVICE"); device != nullptr && *device != 0) {
-      options.device_path = device;
-    }
+    options.device_path = kvm_device_path();
     return std::unique_ptr<Engine>(HV_TRY(kvm::KvmEngine::create(machine, options)));
   }
   if (config.engine == "emulate") {
@@ -170,8 +177,6 @@ Result<DiskConfig> parse_disk_option(std::string_view text) {
   return disk;
 }
 
-namespace {
-
 Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
   std::array<uint8_t, 6> mac{};
   std::string_view rest = text;
@@ -201,8 +206,6 @@ Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
   }
   return mac;
 }
-
-}  // namespace
 
 Result<NetConfig> parse_net_option(std::string_view text, size_t index) {
   NetConfig net;
@@ -432,7 +435,10 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
 
   std::vector<std::thread> threads;
   for (auto& vcpu : vcpus) {
-    threads.emplace_back([v = vcpu.get()] { v->run(); });
+    threads.emplace_back([v = vcpu.get()] {
+      confine_this_thread(ThreadRole::Vcpu);
+      v->run();
+    });
   }
 
   StopReason reason;
@@ -466,10 +472,58 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
   return VmOutcome{reason, std::move(exits)};
 }
 
+// A file the emulator opens on every boot (--trace, --profile), as an absolute path that is the
+// same inside the sandbox's jail ("-", stderr, stays).
+Result<std::string> absolute_output_path(const std::string& path) {
+  if (path.empty() || path == "-" || path.starts_with('/')) {
+    return path;
+  }
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) {
+    return make_error(ExitStatus::HostError, "cannot resolve {}: {}", path, ec.message());
+  }
+  return absolute.lexically_normal().string();
+}
+
+// What the jail holds for this configuration: the KVM device (reopened on every boot), the TUN
+// clone device with network cards, the emulator's output files, the caller's writable
+// directories. The KVM engine also tests whether /sys/module/kvm_pvm exists (for a note).
+Result<SandboxPlan> sandbox_plan(const VmConfig& config) {
+  SandboxPlan plan;
+  if (config.engine == "kvm") {
+    plan.devices.push_back(kvm_device_path());
+    plan.existence_probes.emplace_back("/sys/module/kvm_pvm");
+  }
+  if (!config.nets.empty()) {
+    plan.devices.emplace_back("/dev/net/tun");
+  }
+  for (const std::string& dir : config.sandbox_writable_dirs) {
+    std::error_code ec;
+    std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
+    if (ec) {
+      return make_error(ExitStatus::HostError, "sandbox: cannot resolve {}: {}", dir, ec.message());
+    }
+    plan.writable_dirs.push_back(absolute.lexically_normal().string());
+  }
+  for (const std::string& file : {config.trace_path, config.profile_path}) {
+    if (!file.empty() && file != "-") {
+      plan.writable_files.push_back(file);
+    }
+  }
+  return plan;
+}
+
 }  // namespace
 
-Result<VmOutcome> run_vm(const VmConfig& config) {
-  HV_TRY(validate(config));
+Result<VmOutcome> run_vm(const VmConfig& original_config) {
+  HV_TRY(validate(original_config));
+  VmConfig absolute_config = original_config;
+  if (original_config.sandbox) {
+    absolute_config.trace_path = HV_TRY(absolute_output_path(original_config.trace_path));
+    absolute_config.profile_path = HV_TRY(absolute_output_path(original_config.profile_path));
+  }
+  const VmConfig& config = absolute_config;
 
   BootConfig boot;
   boot.kernel_path = config.kernel_path;
@@ -490,11 +544,34 @@ Result<VmOutcome> run_vm(const VmConfig& config) {
   const OpenDisks disks = HV_TRY(open_disks(config));
   const OpenNets nets = HV_TRY(open_nets(config));
   TerminationSignals signals;  // blocked before any thread starts, so threads inherit the mask
+  // Everything the guest needs from the host's file systems is open (or bound into the jail):
+  // confine the process before guest memory exists and any thread starts.
+  if (config.sandbox) {
+    const SandboxPlan plan = HV_TRY(sandbox_plan(config));
+    HV_TRY(enter_sandbox(plan));
+  }
+  if (config.on_confined) {
+    HV_TRY(config.on_confined());
+  }
   // --timeout bounds the whole run, restarts included.
   const auto deadline = config.timeout ? Clock::now() + *config.timeout : Clock::time_point::max();
   for (;;) {
     VmOutcome outcome = HV_TRY(boot_once(config, boot, disks, nets, signals, deadline));
     if (outcome.reason.kind != StopKind::Reset || !config.restart_on_reset) {
+      return outcome;
+    }
+    // A guest that resets at once would otherwise never reach boot_once's checks.
+    if (auto sig = signals.pending()) {
+      outcome.reason = {
+          StopKind::UserQuit, 128 + *sig, fmt::format("stopped by signal {}", strsignal(*sig)), {}};
+      return outcome;
+    }
+    if (Clock::now() >= deadline) {
+      outcome.reason = {
+          StopKind::Timeout,
+          to_int(ExitStatus::Timeout),
+          fmt::format("guest still running after the {} ms timeout", config.timeout->count()),
+          {}};
       return outcome;
     }
     // A reset is a reboot, as on a PC: the same kernel, initrd and command line on a machine

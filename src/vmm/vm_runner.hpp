@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ struct NetConfig {
   std::string tap;  // the TAP interface, created if it does not exist
   std::array<uint8_t, 6> mac{};
 };
+
+// "52:54:00:12:34:56": six hex pairs, unicast (the first byte even).
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view text);
 
 // `--net tap=NAME[,mac=52:54:00:12:34:56]`; without a MAC the card gets 52:54:00:12:34:(56 +
 // index), QEMU's scheme, so that several cards differ.
@@ -71,6 +75,16 @@ struct VmConfig {
   std::vector<NetConfig> nets;
   ConsoleDevice console = ConsoleDevice::Serial;
   bool rng = false;  // virtio-rng, fed by the host's getrandom()
+  // Confine the VMM before the guest runs (vmm/sandbox.hpp): a mount jail, no capabilities, and
+  // seccomp filters for the process and each thread. Needs root (CAP_SYS_ADMIN for the jail).
+  bool sandbox = false;
+  // Directories the VMM still writes once confined, bound read-write at the same absolute path
+  // (the supervisor's state directory for the guest, where it writes the result file).
+  std::vector<std::string> sandbox_writable_dirs;
+  // Runs once the process is confined (or at that point without a sandbox), before any thread of
+  // the machine starts: a caller's own threads start here, since the mount jail can only be
+  // entered while the process has one thread (the supervisor's console relay).
+  std::function<Status()> on_confined;
 };
 
 // Where virtio-mmio devices go: one 4 KiB window each from kVirtioMmioBase in the 32-bit MMIO

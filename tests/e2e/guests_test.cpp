@@ -23,6 +23,10 @@ bool kvm_usable() {
 bool kvm_is_pvm() {
   return std::filesystem::exists("/sys/module/kvm_pvm");
 }
+// hv run --sandbox needs root (a mount namespace, dropping capabilities).
+bool can_sandbox() {
+  return ::geteuid() == 0;
+}
 
 struct GuestCase {
   std::string name;   // test name
@@ -54,6 +58,8 @@ std::vector<GuestCase> guest_cases() {
       {"minios_pv", "minios-pv.elf", {}, {"-kernel"}, "minios.out", 1, 1, true},
       {"triple_fault", "triple.elf", {}, {"-kernel"}, "triple.out", 12, 0},
       {"loop_timeout", "loop.elf", {}, {"-kernel"}, "loop.out", 14, -1, false, 1.0},
+      // Halted for good with interrupts off: the idle micro-VM of bench/supervisor.sh.
+      {"idle_timeout", "idle.elf", {}, {"-kernel"}, "idle.out", 14, -1, false, 1.0},
       {"outloop", "outloop.elf", {}, {"-kernel"}, "outloop.out", 1, 1},
       {"cpubench", "cpubench.elf", {}, {"-kernel"}, "cpubench.out", 1, 1, true},
   };
@@ -152,11 +158,15 @@ class GuestTest : public ::testing::TestWithParam<GuestCase> {
 };
 
 // Runs the guest through the hv binary on one engine and checks output, status and the
-// crash/timeout reports. `disk`, if not empty, is given as the IDE disk.
+// crash/timeout reports. `disk`, if not empty, is given as the IDE disk. `sandbox`: with
+// --sandbox, which must change nothing the guest or the user sees.
 void expect_guest_runs(const GuestCase& c, const std::string& engine, const std::string& image,
-                       const std::string& expected, const std::string& disk) {
+                       const std::string& expected, const std::string& disk, bool sandbox = false) {
   std::vector<std::string> argv = {HV_BINARY, "run", "--engine", engine, "--kernel", image};
   argv.insert(argv.end(), c.hv_args.begin(), c.hv_args.end());
+  if (sandbox) {
+    argv.push_back("--sandbox");
+  }
   if (!disk.empty()) {
     argv.insert(argv.end(), {"--disk", disk + ",if=ide"});
   }
@@ -195,6 +205,34 @@ TEST_P(GuestTest, RunsOnKvmEngine) {
 TEST_P(GuestTest, RunsOnEmulationEngine) {
   const GuestCase& c = GetParam();
   expect_guest_runs(c, "emulate", image_path(), expected_output(), disk_path_);
+  expect_disk_written();
+}
+
+// The same guests in the VMM sandbox (vmm/sandbox.hpp): the same output and status, crash reports
+// included, and the seccomp filters kill nothing the VMM needs (a SIGSYS would end hv with no
+// status of its own).
+TEST_P(GuestTest, RunsSandboxedOnKvmEngine) {
+  const GuestCase& c = GetParam();
+  if (!kvm_usable()) {
+    GTEST_SKIP() << "/dev/kvm is missing or not accessible on this host";
+  }
+  if (!can_sandbox()) {
+    GTEST_SKIP() << "--sandbox needs root";
+  }
+  if (c.needs_hardware_kvm && kvm_is_pvm()) {
+    GTEST_SKIP() << "this host's /dev/kvm is the PVM nested hypervisor, which cannot run this "
+                    "guest (see RunsOnKvmEngine)";
+  }
+  expect_guest_runs(c, "kvm", image_path(), expected_output(), disk_path_, /*sandbox=*/true);
+  expect_disk_written();
+}
+
+TEST_P(GuestTest, RunsSandboxedOnEmulationEngine) {
+  if (!can_sandbox()) {
+    GTEST_SKIP() << "--sandbox needs root";
+  }
+  expect_guest_runs(GetParam(), "emulate", image_path(), expected_output(), disk_path_,
+                    /*sandbox=*/true);
   expect_disk_written();
 }
 
@@ -328,10 +366,13 @@ class VirtioGuestTest : public ::testing::TestWithParam<VirtioCase> {
         << static_cast<int>(static_cast<uint8_t>(expected[offset]));
   }
 
-  void expect_runs_on_hv(const std::string& engine) const {
+  void expect_runs_on_hv(const std::string& engine, bool sandbox = false) const {
     const VirtioCase& c = GetParam();
     std::vector<std::string> argv = {HV_BINARY, "run",      "--engine",
                                      engine,    "--kernel", image_path()};
+    if (sandbox) {
+      argv.push_back("--sandbox");
+    }
     if (c.net) {
       // In a network namespace of its own, where hv creates the TAP interface; nothing answers
       // the guest's ARP request there (the guest does not wait for an answer).
@@ -372,6 +413,23 @@ TEST_P(VirtioGuestTest, RunsOnKvmEngine) {
 
 TEST_P(VirtioGuestTest, RunsOnEmulationEngine) {
   expect_runs_on_hv("emulate");
+}
+
+TEST_P(VirtioGuestTest, RunsSandboxedOnKvmEngine) {
+  if (!kvm_usable()) {
+    GTEST_SKIP() << "/dev/kvm is missing or not accessible on this host";
+  }
+  if (!can_sandbox()) {
+    GTEST_SKIP() << "--sandbox needs root";
+  }
+  expect_runs_on_hv("kvm", /*sandbox=*/true);
+}
+
+TEST_P(VirtioGuestTest, RunsSandboxedOnEmulationEngine) {
+  if (!can_sandbox()) {
+    GTEST_SKIP() << "--sandbox needs root";
+  }
+  expect_runs_on_hv("emulate", /*sandbox=*/true);
 }
 
 TEST_P(VirtioGuestTest, RunsOnQemuMicrovm) {
