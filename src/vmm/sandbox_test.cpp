@@ -196,6 +196,10 @@ TEST(SandboxFilters, VcpuRoleKillsForkAndSignalsToOtherProcesses) {
 }
 
 TEST(SandboxFilters, VcpuRoleAllowsWhatVcpuThreadsDo) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's runtime makes system calls of its own when a thread starts "
+                  "(the VMM's list is for hv's code); the release build runs this test";
+#endif
   int pipe_fds[2];
   ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
   ChildResult r = run_child([&](int out, int) {

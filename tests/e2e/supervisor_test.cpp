@@ -17,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -130,7 +131,7 @@ class SupervisorTest : public ::testing::Test {
     for (const char* applet : {"sh", "echo", "cat", "sleep", "dd", "read", "head"}) {
       fs::create_symlink("busybox", rootfs_ + "/bin/" + applet);
     }
-    mounts_before_ = host_mounts(dir_);
+    mounts_before_ = mounts();
     start_supervisor();
   }
 
@@ -182,6 +183,7 @@ class SupervisorTest : public ::testing::Test {
 
   std::string machine_spec(const std::string& name, const std::string& engine,
                            const std::string& image, nlohmann::json extra = {}) {
+    names_.insert(name);
     nlohmann::json spec = {{"name", name},
                            {"engine", engine},
                            {"kernel", std::string(HV_GUESTS_DIR) + "/" + image},
@@ -194,6 +196,7 @@ class SupervisorTest : public ::testing::Test {
 
   std::string container_spec(const std::string& name, std::vector<std::string> args,
                              nlohmann::json extra = {}) {
+    names_.insert(name);
     nlohmann::json spec = {
         {"name", name}, {"engine", "container"}, {"rootfs", rootfs_}, {"args", args}};
     if (extra.is_object()) {
@@ -224,19 +227,22 @@ class SupervisorTest : public ::testing::Test {
     return head_end == std::string::npos ? "" : raw.substr(head_end + 4);
   }
 
+  // The host's mount points but this test's and the podman tests' (they may run meanwhile).
+  std::vector<std::string> mounts() const {
+    std::vector<std::string> points = host_mounts(dir_);
+    std::erase_if(points,
+                  [](const std::string& point) { return point.starts_with(kPodmanTestDirPrefix); });
+    return points;
+  }
+
   // Nothing of the supervisor's guests may be left on the host.
   void expect_nothing_left() {
-    EXPECT_EQ(host_mounts(dir_), mounts_before_);
+    EXPECT_EQ(mounts(), mounts_before_);
+    // Only this test's guests: others may run at the same time (ctest -j).
     for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup")) {
-      const fs::path guests = hierarchy.path() / "hv-guests";
-      if (fs::exists(guests)) {
-        std::vector<std::string> left;
-        for (const auto& entry : fs::directory_iterator(guests)) {
-          if (entry.is_directory()) {
-            left.push_back(entry.path().string());
-          }
-        }
-        EXPECT_TRUE(left.empty()) << "cgroup left: " << left.front();
+      for (const std::string& name : names_) {
+        const fs::path cgroup = hierarchy.path() / "hv-guests" / name;
+        EXPECT_FALSE(fs::exists(cgroup)) << "cgroup left: " << cgroup;
       }
     }
     EXPECT_FALSE(fs::exists(state_dir_ + "/guests") && !fs::is_empty(state_dir_ + "/guests"));
@@ -244,6 +250,7 @@ class SupervisorTest : public ::testing::Test {
 
   std::string dir_, state_dir_, socket_, rootfs_;
   std::vector<std::string> mounts_before_;
+  std::set<std::string> names_;  // every guest name this test used
   pid_t supervisor_pid_ = -1;
 };
 
@@ -530,6 +537,19 @@ TEST_F(SupervisorTest, ConsoleAttachCarriesBothWaysAndLogsFollow) {
   EXPECT_NE(attached.out.find("got:again"), std::string::npos) << attached.out << attached.err;
   EXPECT_EQ(wait_for_end("talk2").value("state", ""), "exited");
   EXPECT_EQ(api(socket_, "DELETE", "/v1/guests/talk2").status, 204);
+
+  // `hv logs -f` follows the output as it comes and returns when the guest ends.
+  ASSERT_EQ(api(socket_, "POST", "/v1/guests",
+                container_spec("slow", {"sh", "-c", "echo one; sleep 1; echo two"}))
+                .status,
+            201);
+  ASSERT_EQ(api(socket_, "POST", "/v1/guests/slow/start").status, 200);
+  const ProcessResult followed =
+      run_process({HV_BINARY, "logs", "-f", "--socket", socket_, "slow"}, 30s);
+  EXPECT_FALSE(followed.timed_out);
+  EXPECT_EQ(followed.exit_status, 0) << followed.err;
+  EXPECT_EQ(followed.out, "one\ntwo\n") << followed.err;
+  EXPECT_EQ(api(socket_, "DELETE", "/v1/guests/slow").status, 204);
   expect_nothing_left();
 }
 
