@@ -6,12 +6,10 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <filesystem>
 #include <optional>
 #include <string_view>
 
 #include "common/size.hpp"
-#include "supervisor/guest_record.hpp"
 #include "supervisor/guest_spec.hpp"
 #include "supervisor/monitor.hpp"
 #include "vmm/vm_runner.hpp"
@@ -217,14 +215,9 @@ Result<VmConfig> config_from_spec(const RunOptions& options, std::optional<Guest
                       "-f takes the whole guest from the spec: --kernel, --demo, --initrd, "
                       "--disk and --net go in the spec instead");
   }
-  const std::string text = HV_TRY(read_text_file(options.spec_file));
-  std::error_code ec;
-  const std::string base =
-      std::filesystem::absolute(options.spec_file, ec).parent_path().lexically_normal().string();
-  Result<GuestSpec> spec = parse_guest_spec(text, base);
+  Result<GuestSpec> spec = load_guest_spec_file(options.spec_file);
   if (!spec.ok()) {
-    return Error{fmt::format("{}: {}", options.spec_file, spec.error().message), 0,
-                 spec.error().status};
+    return std::move(spec).error();
   }
   if (!spec->is_machine()) {
     container->emplace(std::move(*spec));

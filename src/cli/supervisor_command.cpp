@@ -137,18 +137,10 @@ int serve(const SupervisorCommandOptions& o) {
 }
 
 int create(const SupervisorCommandOptions& o, bool start_too) {
-  Result<std::string> text = read_text_file(o.spec_file);
-  if (!text.ok()) {
-    return report(text.error());
-  }
-  std::error_code ec;
-  const std::string base =
-      std::filesystem::absolute(o.spec_file, ec).parent_path().lexically_normal().string();
   // Relative paths in the file are the file's; the supervisor only takes absolute ones.
-  Result<GuestSpec> spec = parse_guest_spec(*text, base);
+  Result<GuestSpec> spec = load_guest_spec_file(o.spec_file);
   if (!spec.ok()) {
-    return report(
-        Error{fmt::format("{}: {}", o.spec_file, spec.error().message), 0, spec.error().status});
+    return report(spec.error());
   }
   int failure = 0;
   if (!call(o, "POST", "/v1/guests", guest_spec_to_json(*spec).dump(), &failure)) {

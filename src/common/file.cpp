@@ -4,9 +4,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/fd.hpp"
 
 namespace hv {
+
+namespace {
+
+Status write_all(int fd, std::string_view text, const std::string& path) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Error::from_errno(fmt::format("cannot write {}", path));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
 
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -37,6 +59,50 @@ Result<std::vector<uint8_t>> read_file(const std::string& path) {
     done += static_cast<size_t>(n);
   }
   return data;
+}
+
+Status write_file_atomically(const std::string& path, std::string_view text,
+                             Durability durability) {
+  const std::string temporary = path + ".tmp";
+  {
+    Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) {
+      return Error::from_errno(fmt::format("cannot create {}", temporary));
+    }
+    if (Status written = write_all(fd.get(), text, temporary); !written.ok()) {
+      ::unlink(temporary.c_str());
+      return written;
+    }
+    if (durability == Durability::Synced && ::fsync(fd.get()) != 0) {
+      ::unlink(temporary.c_str());
+      return Error::from_errno(fmt::format("cannot sync {}", temporary));
+    }
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    return Error::from_errno(fmt::format("cannot rename {} to {}", temporary, path));
+  }
+  if (durability == Durability::Replaced) {
+    return {};
+  }
+  // The rename itself must survive a crash of the host too.
+  const size_t slash = path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash);
+  Fd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.valid()) {
+    ::fsync(dir.get());
+  }
+  return {};
+}
+
+Result<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error::from_errno(fmt::format("cannot open {}", path), ExitStatus::FileMissing);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace hv

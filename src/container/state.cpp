@@ -11,34 +11,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/file.hpp"
+
 namespace hv::container {
 
 namespace {
 
 constexpr const char* kOciVersion = "1.2.0";
-
-Status write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) {
-    return Error::from_errno(fmt::format("cannot write {}", temporary));
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0) {
-      ::unlink(temporary.c_str());
-      return Error::from_errno(fmt::format("cannot write {}", temporary));
-    }
-    done += static_cast<size_t>(n);
-  }
-  fd.reset();
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    ::unlink(temporary.c_str());
-    return Error::from_errno(fmt::format("cannot replace {}", path));
-  }
-  return {};
-}
 
 Result<Fd> take_lock(const std::string& directory) {
   Fd fd(::open((directory + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -169,7 +148,8 @@ Status StateStore::save(const ContainerState& state) const {
   json["created"] = state.created;
   json["owner"] = state.owner;
   json["annotations"] = state.annotations;
-  return write_file_atomically(directory(state.id) + "/state.json", json.dump(2));
+  return write_file_atomically(directory(state.id) + "/state.json", json.dump(2),
+                               Durability::Replaced);
 }
 
 Result<ContainerState> StateStore::load(const std::string& id) const {

@@ -16,21 +16,6 @@ namespace {
 
 constexpr std::array kStateNames = {"created", "running", "paused", "exited", "failed"};
 
-Status write_all(int fd, std::string_view text, const std::string& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Error::from_errno(fmt::format("cannot write {}", path));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
 template <typename T>
 Result<T> field(const nlohmann::json& json, const char* name) {
   if (!json.contains(name)) {
@@ -117,48 +102,9 @@ Result<GuestRecord> guest_record_from_json(const nlohmann::json& json) {
   return r;
 }
 
-Status write_file_atomically(const std::string& path, std::string_view text) {
-  const std::string temporary = path + ".tmp";
-  {
-    Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) {
-      return Error::from_errno(fmt::format("cannot create {}", temporary));
-    }
-    if (Status written = write_all(fd.get(), text, temporary); !written.ok()) {
-      ::unlink(temporary.c_str());
-      return written;
-    }
-    if (::fsync(fd.get()) != 0) {
-      ::unlink(temporary.c_str());
-      return Error::from_errno(fmt::format("cannot sync {}", temporary));
-    }
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    ::unlink(temporary.c_str());
-    return Error::from_errno(fmt::format("cannot rename {} to {}", temporary, path));
-  }
-  // The rename itself must survive a crash of the host too.
-  const size_t slash = path.rfind('/');
-  const std::string directory = slash == std::string::npos ? "." : path.substr(0, slash);
-  Fd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) {
-    ::fsync(dir.get());
-  }
-  return {};
-}
-
-Result<std::string> read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error::from_errno(fmt::format("cannot open {}", path), ExitStatus::FileMissing);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 Status save_record(const std::string& guest_dir, const GuestRecord& record) {
-  return write_file_atomically(guest_dir + "/record.json", to_json(record).dump(2) + "\n");
+  return write_file_atomically(guest_dir + "/record.json", to_json(record).dump(2) + "\n",
+                               Durability::Synced);
 }
 
 Result<GuestRecord> load_record(const std::string& guest_dir) {
@@ -176,7 +122,8 @@ Result<GuestRecord> load_record(const std::string& guest_dir) {
 }
 
 Status save_end(const std::string& guest_dir, const GuestEnd& end) {
-  return write_file_atomically(guest_dir + "/result.json", to_json(end).dump() + "\n");
+  return write_file_atomically(guest_dir + "/result.json", to_json(end).dump() + "\n",
+                               Durability::Synced);
 }
 
 std::optional<GuestEnd> load_end(const std::string& guest_dir) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/file.hpp"
 
 namespace hv {
 
@@ -46,11 +47,6 @@ struct GuestRecord {
 };
 nlohmann::json to_json(const GuestRecord& record);
 Result<GuestRecord> guest_record_from_json(const nlohmann::json& json);
-
-// Writes `text` to `path` atomically and durably: a temporary file beside it, fsync, rename,
-// fsync of the directory.
-Status write_file_atomically(const std::string& path, std::string_view text);
-Result<std::string> read_text_file(const std::string& path);
 
 Status save_record(const std::string& guest_dir, const GuestRecord& record);
 Result<GuestRecord> load_record(const std::string& guest_dir);

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "common/file.hpp"
 #include "container/container_config.hpp"
 #include "container/oci_config.hpp"
 
@@ -732,6 +733,18 @@ Result<oci::Config> to_container_config(const GuestSpec& spec, const std::string
     config.linux.cgroups_path = cgroup_path;
   }
   return config;
+}
+
+Result<GuestSpec> load_guest_spec_file(const std::string& path) {
+  const std::string text = HV_TRY(read_text_file(path));
+  std::error_code ec;
+  const std::string base =
+      std::filesystem::absolute(path, ec).parent_path().lexically_normal().string();
+  Result<GuestSpec> spec = parse_guest_spec(text, base);
+  if (!spec.ok()) {
+    return Error{fmt::format("{}: {}", path, spec.error().message), 0, spec.error().status};
+  }
+  return spec;
 }
 
 }  // namespace hv

@@ -113,6 +113,9 @@ constexpr uint64_t kMaximumSpecMemoryMib = 1ull << 20;
 bool valid_guest_name(std::string_view name);
 
 Result<GuestSpec> parse_guest_spec(std::string_view json_text, const std::string& base_dir);
+// A spec file (`hv run -f`, `hv create -f`): relative paths are the file's directory's; errors
+// start with the file's name.
+Result<GuestSpec> load_guest_spec_file(const std::string& path);
 
 // The canonical JSON of a spec (every member of its engine, defaults written out), which is what
 // the supervisor stores and returns: parse_guest_spec(guest_spec_to_json(s).dump(), "") gives s

@@ -10,6 +10,18 @@ namespace hv {
 
 namespace {
 
+// Where the OCI runtime keeps the container's state, and the container's ID and bundle: the
+// guest's name and its bundle or root directory.
+std::pair<container::RuntimeContext, container::CreateOptions> container_run_options(
+    const GuestSpec& spec, const std::string& runtime_root) {
+  container::RuntimeContext context;
+  context.root = runtime_root;
+  container::CreateOptions create;
+  create.id = spec.name;
+  create.bundle = spec.bundle.empty() ? spec.rootfs : spec.bundle;
+  return {std::move(context), std::move(create)};
+}
+
 GuestEnd run_machine(const GuestSpec& spec, const MonitorOptions& options, ConsoleRelay& relay) {
   Result<VmConfig> config = to_vm_config(spec);
   if (!config.ok()) {
@@ -59,11 +71,7 @@ GuestEnd run_container_guest(const GuestSpec& spec, const MonitorOptions& option
   }
   // The limits apply twice: to the container's own cgroup, where a v1 host counts its OOM kills,
   // and to the guest's (the supervisor's, the parent), which bounds the monitor as well.
-  container::RuntimeContext context;
-  context.root = options.runtime_root;
-  container::CreateOptions create;
-  create.id = spec.name;
-  create.bundle = spec.bundle.empty() ? spec.rootfs : spec.bundle;
+  const auto [context, create] = container_run_options(spec, options.runtime_root);
   Result<container::ContainerExit> exit = [&] {
     StdioRedirect redirect(relay.guest_input_fd(), relay.guest_output_fd());
     return container::run_container_to_end(context, create, std::move(*config));
@@ -169,11 +177,7 @@ int run_container_in_foreground(const GuestSpec& spec, const std::string& runtim
     fmt::print(stderr, "hv: error: {}\n", config.error().to_string());
     return to_int(config.error().status);
   }
-  container::RuntimeContext context;
-  context.root = runtime_root;
-  container::CreateOptions create;
-  create.id = spec.name;
-  create.bundle = spec.bundle.empty() ? spec.rootfs : spec.bundle;
+  const auto [context, create] = container_run_options(spec, runtime_root);
   Result<int> status = container::run_container_from(context, create, std::move(*config));
   if (!status.ok()) {
     fmt::print(stderr, "hv: error: {}\n", status.error().to_string());

@@ -288,8 +288,8 @@ ApiReply Supervisor::create(std::string_view spec_json) {
     guests_.erase(guest->name);
     return error_reply(500, error.to_string());
   }
-  if (Status written =
-          write_file_atomically(guest->dir + "/spec.json", guest_spec_to_json(*spec).dump(2));
+  if (Status written = write_file_atomically(guest->dir + "/spec.json",
+                                             guest_spec_to_json(*spec).dump(2), Durability::Synced);
       !written.ok()) {
     return undo(written.error());
   }

@@ -392,6 +392,18 @@ void append_virtio_counts(const VirtioDevices& virtio, std::vector<ExitCount>& e
   }
 }
 
+StopReason stopped_by_signal(int signal) {
+  return {
+      StopKind::UserQuit, 128 + signal, fmt::format("stopped by signal {}", strsignal(signal)), {}};
+}
+
+StopReason timed_out(const VmConfig& config) {
+  return {StopKind::Timeout,
+          to_int(ExitStatus::Timeout),
+          fmt::format("guest still running after the {} ms timeout", config.timeout->count()),
+          {}};
+}
+
 // One boot of the guest: a fresh machine, devices, firmware tables and vCPUs, run until it stops.
 Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, const OpenDisks& disks,
                             const OpenNets& nets, TerminationSignals& signals,
@@ -475,18 +487,11 @@ Result<VmOutcome> boot_once(const VmConfig& config, const BootConfig& boot, cons
     fds[1] = {stopped.get(), POLLIN, 0};
     ::poll(fds.data(), fds.size(), timeout_ms);
     if (auto sig = signals.pending()) {
-      machine->stop().request({StopKind::UserQuit,
-                               128 + *sig,
-                               fmt::format("stopped by signal {}", strsignal(*sig)),
-                               {}});
+      machine->stop().request(stopped_by_signal(*sig));
       continue;
     }
     if (Clock::now() >= deadline) {
-      machine->stop().request(
-          {StopKind::Timeout,
-           to_int(ExitStatus::Timeout),
-           fmt::format("guest still running after the {} ms timeout", config.timeout->count()),
-           {}});
+      machine->stop().request(timed_out(config));
     }
   }
   for (auto& t : threads) {
@@ -588,16 +593,11 @@ Result<VmOutcome> run_vm(const VmConfig& original_config) {
     }
     // A guest that resets at once would otherwise never reach boot_once's checks.
     if (auto sig = signals.pending()) {
-      outcome.reason = {
-          StopKind::UserQuit, 128 + *sig, fmt::format("stopped by signal {}", strsignal(*sig)), {}};
+      outcome.reason = stopped_by_signal(*sig);
       return outcome;
     }
     if (Clock::now() >= deadline) {
-      outcome.reason = {
-          StopKind::Timeout,
-          to_int(ExitStatus::Timeout),
-          fmt::format("guest still running after the {} ms timeout", config.timeout->count()),
-          {}};
+      outcome.reason = timed_out(config);
       return outcome;
     }
     // A reset is a reboot, as on a PC: the same kernel, initrd and command line on a machine
