@@ -12,14 +12,17 @@ namespace {
 
 // Where the OCI runtime keeps the container's state, and the container's ID and bundle: the
 // guest's name and its bundle or root directory.
-std::pair<container::RuntimeContext, container::CreateOptions> container_run_options(
-    const GuestSpec& spec, const std::string& runtime_root) {
+struct ContainerRun {
   container::RuntimeContext context;
-  context.root = runtime_root;
   container::CreateOptions create;
-  create.id = spec.name;
-  create.bundle = spec.bundle.empty() ? spec.rootfs : spec.bundle;
-  return {std::move(context), std::move(create)};
+};
+
+ContainerRun container_run_options(const GuestSpec& spec, const std::string& runtime_root) {
+  ContainerRun run;
+  run.context.root = runtime_root;
+  run.create.id = spec.name;
+  run.create.bundle = spec.bundle.empty() ? spec.rootfs : spec.bundle;
+  return run;
 }
 
 GuestEnd run_machine(const GuestSpec& spec, const MonitorOptions& options, ConsoleRelay& relay) {
@@ -71,10 +74,10 @@ GuestEnd run_container_guest(const GuestSpec& spec, const MonitorOptions& option
   }
   // The limits apply twice: to the container's own cgroup, where a v1 host counts its OOM kills,
   // and to the guest's (the supervisor's, the parent), which bounds the monitor as well.
-  const auto [context, create] = container_run_options(spec, options.runtime_root);
+  const ContainerRun run = container_run_options(spec, options.runtime_root);
   Result<container::ContainerExit> exit = [&] {
     StdioRedirect redirect(relay.guest_input_fd(), relay.guest_output_fd());
-    return container::run_container_to_end(context, create, std::move(*config));
+    return container::run_container_to_end(run.context, run.create, std::move(*config));
   }();
   if (!exit.ok()) {
     return {"error", to_int(exit.error().status), exit.error().to_string()};
@@ -177,8 +180,8 @@ int run_container_in_foreground(const GuestSpec& spec, const std::string& runtim
     fmt::print(stderr, "hv: error: {}\n", config.error().to_string());
     return to_int(config.error().status);
   }
-  const auto [context, create] = container_run_options(spec, runtime_root);
-  Result<int> status = container::run_container_from(context, create, std::move(*config));
+  const ContainerRun run = container_run_options(spec, runtime_root);
+  Result<int> status = container::run_container_from(run.context, run.create, std::move(*config));
   if (!status.ok()) {
     fmt::print(stderr, "hv: error: {}\n", status.error().to_string());
     return to_int(status.error().status);
